@@ -1,0 +1,1 @@
+"""constructions room of rnngap (see the top-level package docstring)."""

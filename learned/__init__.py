@@ -1,0 +1,1 @@
+"""learned room of rnngap (see the top-level package docstring)."""

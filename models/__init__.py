@@ -1,0 +1,1 @@
+"""models room of rnngap (see the top-level package docstring)."""

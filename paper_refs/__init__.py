@@ -1,0 +1,1 @@
+"""paper_refs room of rnngap (see the top-level package docstring)."""

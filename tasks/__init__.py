@@ -1,0 +1,1 @@
+"""tasks room of rnngap (see the top-level package docstring)."""

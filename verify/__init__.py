@@ -1,0 +1,1 @@
+"""verify room of rnngap (see the top-level package docstring)."""
