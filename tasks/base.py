@@ -30,7 +30,7 @@ ENUMERATE_LIMIT = 10**7
 def check_int(name: str, value: Any, minimum: int | None = None) -> int:
     """Return ``value`` as a python int, or raise ``ValueError`` (bools and floats refused)."""
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ValueError(f"{name} must be an integer, got {value!r}")  # noqa: TRY004
     try:
         out = operator.index(value)
     except TypeError:

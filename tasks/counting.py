@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-
 from rnngap.tasks.base import (
     RetrievalTask,
     check_batch_seed,
@@ -61,7 +60,7 @@ class CountingTask(RetrievalTask):
         super().__post_init__()
         k = self.n + 1 if self.alphabet is None else check_int("alphabet", self.alphabet, 1)
         if not isinstance(self.exact, bool | np.bool_):
-            raise ValueError(f"counting: exact must be a bool, got {self.exact!r}")
+            raise ValueError(f"counting: exact must be a bool, got {self.exact!r}")  # noqa: TRY004
         object.__setattr__(self, "alphabet", k)
         object.__setattr__(self, "exact", bool(self.exact))
 
