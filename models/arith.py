@@ -82,14 +82,18 @@ FloatArith = Arith
 def round_to_bits(x: Tensor, p: int) -> Tensor:
     """Round float64 ``x`` to ``p`` significand bits, round-to-nearest, ties-to-even.
 
-    frexp gives x = m * 2^e with 0.5 <= |m| < 1, so m * 2^p is exact in float64 and
-    ``torch.round`` (half-to-even) rounds it to an integer of at most p bits; ldexp scales back
-    exactly. Zeros, infinities and NaNs pass through unchanged.
+    Works on the IEEE-754 bit pattern: adding ``2^(s-1) - 1 + lsb`` (s = 53 - p, lsb the last
+    kept bit) to the integer view and clearing the low s bits is round-to-nearest-even of the
+    magnitude; a carry out of the significand correctly bumps the exponent. Subnormals land on
+    the grid 2^(-1022-(p-1)), as in a p-bit format with float64's exponent range; infinities
+    and zeros pass through. (Checked against a frexp/round/ldexp reference in the tests.)
     """
     if x.dtype != torch.float64:
         raise TypeError("p-bit emulation works on float64 tensors")
-    m, e = torch.frexp(x)
-    return torch.ldexp(torch.round(torch.ldexp(m, torch.tensor(p, dtype=e.dtype))), e - p)
+    s = 53 - p
+    b = x.view(torch.int64)
+    b = (b + (((b >> s) & 1) + ((1 << (s - 1)) - 1))) & ~((1 << s) - 1)
+    return b.view(torch.float64)
 
 
 class PBitArith(Arith):

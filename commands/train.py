@@ -1,0 +1,193 @@
+"""``rnngap train``: train a Transformer, Mamba or hybrid on IsTree or a retrieval task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+from rnngap.commands._common import dump_json, fail
+
+TASKS = ("istree", "index", "ar", "cgram", "counting")
+ARCHES = ("transformer", "mamba", "hybrid", "rnn", "llama")
+
+
+def _task_params(items: tuple[str, ...]) -> dict:
+    out: dict = {}
+    for it in items:
+        key, sep, val = it.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {it!r}", param_hint="--task-param")
+        low = val.lower()
+        out[key] = True if low == "true" else False if low == "false" else \
+            None if low == "none" else int(val) if val.lstrip("-").isdigit() else val
+    return out
+
+
+def _build(o: dict, vocab_size: int | None = None):
+    """(LMConfig, DataSpec, TrainConfig) from command-line options; ValueError on bad values."""
+    from rnngap.learned.configs import canonical_arch, named_config, official_json_config
+    from rnngap.learned.data import DataSpec
+    from rnngap.learned.train import TrainConfig
+
+    data = DataSpec(task=o["task"], n=o["n"], fmt=o["fmt"], family=o["family"],
+                    official_quirks=o["official_quirks"], params=_task_params(o["task_param"]))
+    vs = data.vocab_size() if vocab_size is None else vocab_size
+    arch = canonical_arch(o["arch"])
+    extra = {"scan": o["scan"]}
+    if o["attn_position"] is not None:
+        if arch != "hybrid":
+            raise ValueError("--attn-position applies to --arch hybrid only")
+        extra["attn_position"] = o["attn_position"]
+    if o["config"]:
+        model = official_json_config(o["config"], arch, vs)
+        model = type(model)(**{**model.__dict__, **extra})
+    else:
+        model = named_config(arch, o["size"], vs, **extra)
+    lr = o["lr"] if o["lr"] is not None else (1e-3 if arch == "transformer" else 3e-4)
+    tc = TrainConfig(steps=o["steps"], batch_size=o["batch_size"], lr=lr, warmup=o["warmup"],
+                     weight_decay=o["weight_decay"], grad_clip=o["grad_clip"], seed=o["seed"],
+                     log_every=o["log_every"], eval_every=o["eval_every"],
+                     eval_batches=o["eval_batches"], ckpt_every=o["ckpt_every"])
+    return model, data, tc
+
+
+_RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--task", type=click.Choice(TASKS), default="istree", help="What to learn.")
+@click.option("--n", type=int, default=16, help="Task size (IsTree: number of vertices).")
+@click.option("--format", "fmt", default="plain",
+              help="IsTree: plain | cot | retrieval. Retrieval tasks: plain.")
+@click.option("--family", default="binary", help="IsTree graph family: binary | random.")
+@click.option("--official-quirks", is_flag=True,
+              help="IsTree: reproduce the official label / random-family defects (comparison).")
+@click.option("--task-param", multiple=True, metavar="KEY=VALUE",
+              help="Extra task parameter, e.g. c=3 (cgram), alphabet=8, exact=true (counting).")
+@click.option("--arch", type=click.Choice(ARCHES), default="mamba",
+              help="Backbone (rnn = mamba, llama = transformer).")
+@click.option("--size", type=click.Choice(["tiny", "0.5m", "1m", "2m"]), default="0.5m",
+              help="Official size (or tiny for smoke runs).")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="An official rnn-icrag JSON config file instead of --size.")
+@click.option("--attn-position", type=int, default=None,
+              help="Hybrid: index of the attention layer among the Mamba layers (default: top).")
+@click.option("--scan", type=click.Choice(["auto", "loop", "chunked", "cuda"]), default="auto",
+              help="Mamba selective-scan implementation.")
+@click.option("--steps", type=int, default=1000, help="Optimizer steps.")
+@click.option("--batch-size", type=int, default=64, help="Samples per step (per process).")
+@click.option("--lr", type=float, default=None,
+              help="Peak learning rate [default: 1e-3 transformer, 3e-4 mamba/hybrid].")
+@click.option("--warmup", type=int, default=100, help="Linear warmup steps.")
+@click.option("--weight-decay", type=float, default=0.01)
+@click.option("--grad-clip", type=float, default=1.0)
+@click.option("--seed", type=int, default=0, help="Seeds weights and the data stream.")
+@click.option("--log-every", type=int, default=10)
+@click.option("--eval-every", type=int, default=200, help="Teacher-forced eval period (steps).")
+@click.option("--eval-batches", type=int, default=2)
+@click.option("--ckpt-every", type=int, default=200, help="Checkpoint period (steps).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run directory to create (required unless --resume).")
+@click.option("--resume", type=click.Path(file_okay=False), default=None,
+              help="Continue the run in this directory from its checkpoint.")
+@click.option("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--progress/--no-progress", default=True, help="tqdm progress bar on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
+@click.pass_context
+def train(ctx: click.Context, **o) -> None:
+    """Train a Transformer, Mamba or hybrid (frozen sinusoidal number embeddings, tied head).
+
+    \b
+    Writes RUN_DIR/config.json, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoint.safetensors.
+    Ctrl-C saves a checkpoint and exits (code 130); --resume continues bit-identically on CPU.
+    Multi-GPU: torchrun --nproc_per_node K $(which rnngap) train ...
+    Example: rnngap train --task istree --n 16 --format cot --arch mamba --size 0.5m --out runs/a
+    """
+    for name in ("n", "steps", "batch_size", "log_every", "eval_every", "eval_batches",
+                 "ckpt_every"):
+        if o[name] < 1:
+            raise click.BadParameter(f"must be >= 1, got {o[name]}",
+                                     param_hint=f"--{name.replace('_', '-')}")
+    if o["seed"] < 0 or o["warmup"] < 0:
+        raise click.UsageError("--seed and --warmup must be >= 0")
+    if o["resume"] and o["out"]:
+        raise click.UsageError("give either --out (new run) or --resume (existing run), not both")
+    if not o["resume"] and not o["out"]:
+        raise click.UsageError("--out RUN_DIR is required (or --resume RUN_DIR)")
+    import torch
+    from rnngap.learned.checkpoint import CheckpointError, read_run_config
+    from rnngap.learned.train import run_config
+    from rnngap.learned.train import train as do_train
+
+    if o["threads"]:
+        torch.set_num_threads(o["threads"])
+    try:
+        if o["resume"]:
+            run = Path(o["resume"])
+            stored = read_run_config(run)
+            model, data, tc = _from_stored(stored)
+            explicit = [k for k in o if k not in _RUNTIME
+                        and ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
+            if explicit:
+                m2, d2, t2 = _build(_merge(stored, o, explicit), model.vocab_size)
+                if run_config(m2, d2, t2) != stored:
+                    opts = ", ".join("--" + k.replace("_", "-") for k in explicit)
+                    raise click.UsageError(f"--resume with changed hyperparameters ({opts}); "
+                                           "start a new run with --out instead")
+        else:
+            run = Path(o["out"])
+            model, data, tc = _build(o)
+        summary = do_train(run, model, data, tc, resume=bool(o["resume"]), device=o["device"],
+                           progress=o["progress"] and not o["as_json"])
+    except CheckpointError as exc:
+        fail(str(exc), 1)
+    except ValueError as exc:
+        raise click.UsageError(str(exc).splitlines()[0]) from None
+    if summary["rank"] != 0:  # data-parallel workers: rank 0 reports
+        pass
+    elif o["as_json"]:
+        dump_json(summary)
+    else:
+        state = "interrupted, checkpoint saved" if summary["interrupted"] else "done"
+        click.echo(f"{state}: step {summary['step']}/{summary['steps']}, "
+                   f"loss {summary.get('loss', float('nan')):.4f}, run {summary['run']}")
+    if summary["interrupted"]:
+        ctx.exit(130)
+
+
+def _from_stored(stored: dict):
+    from rnngap.learned.data import DataSpec
+    from rnngap.learned.train import TrainConfig
+    from rnngap.models.lm import LMConfig
+
+    try:
+        return (LMConfig.from_dict(stored["model"]), DataSpec.from_dict(stored["data"]),
+                TrainConfig.from_dict(stored["train"]))
+    except (TypeError, ValueError) as exc:
+        from rnngap.learned.checkpoint import CheckpointError
+        raise CheckpointError(f"config.json is not a usable rnngap run config: {exc}") from None
+
+
+def _merge(stored: dict, o: dict, explicit: list[str]) -> dict:
+    """Options as the stored run had them, overridden by the explicitly given ones."""
+    m, d, t = stored["model"], stored["data"], stored["train"]
+    base = {"task": d["task"], "n": d["n"], "fmt": d["fmt"], "family": d["family"],
+            "official_quirks": d["official_quirks"],
+            "task_param": tuple(f"{k}={v}" for k, v in d["params"].items()),
+            "arch": m["arch"], "size": None, "config": None, "scan": m["scan"],
+            "attn_position": m["attn_position"], **{k: t[k] for k in (
+                "steps", "batch_size", "lr", "warmup", "weight_decay", "grad_clip", "seed",
+                "log_every", "eval_every", "eval_batches", "ckpt_every")}}
+    merged = {**base, **{k: o[k] for k in explicit}}
+    if merged["size"] is None and merged["config"] is None:
+        from rnngap.learned.configs import OFFICIAL
+        # the stored model: find its named size, else compare the architecture fields directly
+        for (a, s), kw in OFFICIAL.items():
+            if a == m["arch"] and all(m.get(k) == v for k, v in kw.items()):
+                merged["size"] = s
+                break
+        else:
+            merged["size"] = "0.5m"  # arch fields not from a named size: comparison will differ
+    return merged

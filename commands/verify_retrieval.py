@@ -1,0 +1,234 @@
+"""``rnngap verify {index,ar,cgram,counting,all}``: exact verification of the Transformer
+constructions for the four retrieval tasks (Theorem 4.6, first half; claim C2)."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from collections.abc import Callable
+
+import click
+
+from rnngap.commands._common import dump_json, table
+
+#: task -> (verifier module, function); each returns a verdict dict with ``verify.verdict.KEYS``
+VERIFIERS: dict[str, tuple[str, str]] = {
+    "index": ("rnngap.verify.index", "verify_index"),
+    "ar": ("rnngap.verify.ar", "verify_ar"),
+    "cgram": ("rnngap.verify.cgram", "verify_cgram"),
+    "counting": ("rnngap.verify.counting", "verify_counting"),
+}
+MAX_N = 1 << 20
+MAX_P = 52
+
+
+def make_task(name: str, n: int, alphabet: int | None, c: int | None, exact: bool):
+    """Build the task object, turning parameter errors into usage errors (exit 2)."""
+    from rnngap.tasks.registry import make_task as _make
+
+    params: dict = {"n": n, "alphabet": alphabet}
+    if name == "cgram":
+        params["c"] = 2 if c is None else c
+    elif c is not None:
+        raise click.UsageError(f"--c applies to cgram only, not {name}")
+    if name == "counting":
+        params["exact"] = exact
+    elif exact:
+        raise click.UsageError(f"--exact applies to counting only, not {name}")
+    try:
+        return _make(name, **params)
+    except ValueError as e:
+        raise click.UsageError(f"{name}: {e}") from None
+
+
+def verifier(name: str) -> Callable[..., dict]:
+    module, fn = VERIFIERS[name]
+    try:
+        return getattr(importlib.import_module(module), fn)
+    except ModuleNotFoundError as e:
+        if e.name == module:
+            raise click.ClickException(f"the {name} construction is not built yet") from None
+        raise
+
+
+def run_one(name: str, task, precision: int | None, search: bool, samples: int,
+            seed: int) -> dict:
+    """Verify one task (optionally searching the least verifying precision)."""
+    fn = verifier(name)
+    if precision is not None and not 2 <= precision <= MAX_P:
+        raise click.BadParameter(f"must be in [2, {MAX_P}] (emulated in float64)",
+                                 param_hint="--precision")
+    try:
+        verdict = fn(task, precision=precision, samples=samples, seed=seed)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    if search:
+        verdict["precision_search"] = search_precision(fn, task, verdict, seed)
+    return verdict
+
+
+def search_precision(fn, task, verdict: dict, seed: int) -> dict:
+    """Least p that verifies, by bisection below a verifying p; p-1 is re-checked to fail."""
+    hi = verdict["precision_bits"] if verdict["verified"] else None
+    if hi is None:
+        for p in range(verdict["precision_bits"] + 1, MAX_P + 1):
+            if fn(task, precision=p, samples=8, seed=seed)["verified"]:
+                hi = p
+                break
+    if hi is None:
+        return {"least_verifying": None, "note": f"no p <= {MAX_P} verifies"}
+    lo = 1  # invariant: lo fails (or is below the range), hi verifies
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if mid >= 2 and fn(task, precision=mid, samples=8, seed=seed)["verified"]:
+            hi = mid
+        else:
+            lo = mid
+    below = fn(task, precision=hi - 1, samples=64, seed=seed) if hi - 1 >= 2 else None
+    return {"least_verifying": hi, "checked_below": None if below is None else {
+        "precision_bits": hi - 1, "verified": below["verified"], "failure": below["failure"],
+        "witness": below.get("witness")},
+        "note": "bisection assumes verification is monotone in p; p-1 re-checked"}
+
+
+def render(v: dict) -> str:
+    """The human-readable verdict."""
+    lines = [f"{v['task']}  n={v['n']}  ({v.get('convention', '')})",
+             f"construction: {v['layers']} layer(s), {v['heads']} head(s), width {v['width']}, "
+             f"{v['params']} parameters; scalars {v.get('scalars', {})}",
+             f"precision: p = {v['precision_bits']} mantissa bits (claimed p(n) = "
+             f"{v.get('precision_needed_formula', '?')} = {v.get('precision_claimed', '?')})",
+             f"enumerated: {v['enumerated']}", "certificates:"]
+    for c in v["certificates"]:
+        lines.append(f"  [{c['result']}] {c['name']}: {c['statement']}  ({c['method']}, "
+                     f"{c['seconds']} s)")
+    conds = v.get("side_conditions", [])
+    bad = [s["name"] for s in conds if s["result"] != "holds"]
+    lines.append(f"side conditions: {len(conds) - len(bad)}/{len(conds)} hold"
+                 + (f"; FAIL: {', '.join(bad)}" if bad else ""))
+    for ch in v.get("cross_checks", []):
+        lines.append(f"cross-check (end to end at p bits): {ch['inputs']}: {ch['checked']} "
+                     f"inputs, {ch['failures']} wrong")
+    lines.append(f"min target attention {v['min_target_attention']:.12g}; min logit margin "
+                 f"{v['min_logit_margin']:.6g}")
+    if "precision_search" in v:
+        s = v["precision_search"]
+        lines.append(f"least verifying precision: {s.get('least_verifying')} bits ({s['note']})")
+        b = s.get("checked_below")
+        if b:
+            lines.append(f"  at p={b['precision_bits']}: {'verified' if b['verified'] else 'fails'}"
+                         f"{': ' + b['failure'] if b['failure'] else ''}")
+    if v["verified"]:
+        lines.append(f"VERIFIED for every input of length n at p = {v['precision_bits']} bits "
+                     f"({v['seconds']} s)")
+    else:
+        from rnngap.verify.index import summarize_witness
+        lines.append(f"NOT VERIFIED: {v['failure']}")
+        lines.append(summarize_witness(v.get("witness")))
+    return "\n".join(lines)
+
+
+def task_options(f):
+    f = click.option("--seed", default=0, show_default=True, type=int,
+                     help="Seed of the sampled cross-check inputs.")(f)
+    f = click.option("--samples", default=64, show_default=True, type=click.IntRange(0),
+                     help="Uniform random inputs run end to end as a cross-check.")(f)
+    f = click.option("--plot", type=click.Path(dir_okay=False),
+                     help="Write a PNG: precision needed vs log2 n, float formats marked.")(f)
+    f = click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")(f)
+    f = click.option("--search-precision", is_flag=True,
+                     help="Also report the least p that verifies.")(f)
+    f = click.option("--precision", type=int, help="Verify at this many mantissa bits "
+                     "(default: the construction's claimed p(n)).")(f)
+    f = click.option("--alphabet", type=int, help="Data alphabet size k (default n+1).")(f)
+    f = click.option("--n", "n", required=True, type=click.IntRange(min=1, max=MAX_N),
+                     help="Number of data tokens.")(f)
+    return f
+
+
+def finish(verdicts: list[dict], as_json: bool, single: bool) -> None:
+    if as_json:
+        dump_json(verdicts[0] if single else verdicts)
+    elif single:
+        click.echo(render(verdicts[0]))
+    else:
+        rows = [{"task": v["task"], "n": v["n"], "p": v["precision_bits"],
+                 "layers": v["layers"], "heads": v["heads"], "width": v["width"],
+                 "params": v["params"], "min_attn": f"{v['min_target_attention']:.6g}",
+                 "margin": f"{v['min_logit_margin']:.4g}",
+                 "verdict": "VERIFIED" if v["verified"] else "FAILED", "s": v["seconds"]}
+                for v in verdicts]
+        click.echo(table(rows, list(rows[0])))
+        for v in verdicts:
+            if not v["verified"]:
+                click.echo(f"{v['task']}: {v['failure']}")
+    failed = [v for v in verdicts if not v["verified"]]
+    if failed:
+        click.echo(f"Error: not verified: {failed[0]['task']}: {failed[0]['failure']}", err=True)
+        sys.exit(1)
+
+
+def maybe_plot(path: str | None, names: list[str], n_max: int, verdicts: list[dict]) -> None:
+    if path:
+        from rnngap.verify.plots import precision_plot
+        try:
+            precision_plot(path, names, n_max, verdicts)
+        except OSError as e:
+            raise click.UsageError(f"cannot write plot {path}: {e}") from None
+        click.echo(f"wrote {path}", err=True)
+
+
+def _command(name: str, extra: Callable | None = None):
+    def cmd(n, alphabet, precision, search_precision, as_json, plot, samples, seed,
+            c=None, exact=False):
+        task = make_task(name, n, alphabet, c, exact)
+        v = run_one(name, task, precision, search_precision, samples, seed)
+        maybe_plot(plot, [name], n, [v])
+        finish([v], as_json, single=True)
+    cmd.__name__ = name
+    cmd.__doc__ = sys.modules[__name__].HELP[name]
+    cmd = task_options(cmd)
+    if extra:
+        cmd = extra(cmd)
+    return click.command(name=name)(cmd)
+
+
+HELP = {
+    "index": "Index (Def 4.2): x_1..x_n, i -> x_i. Proves the constructed 1-layer Transformer "
+             "right on EVERY input at p bits.",
+    "ar": "Associative recall (Def 4.3), key-value form with distinct keys.",
+    "cgram": "c-gram retrieval (Def 4.4): the token after the last occurrence of the query "
+             "(c-1)-gram.",
+    "counting": "Counting (Def 4.5): 1 if the query token occurs more than t times.",
+}
+
+_c_option = click.option("--c", "c", type=int, default=None, help="Gram length c >= 2 "
+                         "(default 2).")
+_exact_option = click.option("--exact", is_flag=True, help="Exact-count variant.")
+
+index = _command("index")
+ar = _command("ar")
+cgram = _command("cgram", _c_option)
+counting = _command("counting", _exact_option)
+
+
+@click.command(name="all")
+@click.option("--n", "n", required=True, type=click.IntRange(min=2, max=MAX_N),
+              help="Number of data tokens (AR needs it even).")
+@click.option("--c", "c", type=int, default=2, show_default=True, help="Gram length for cgram.")
+@click.option("--precision", type=int, help="Mantissa bits (default: each claimed p(n)).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per task.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Precision-vs-n PNG.")
+@click.option("--samples", default=64, show_default=True, type=click.IntRange(0))
+@click.option("--seed", default=0, show_default=True, type=int)
+def verify_all(n, c, precision, as_json, plot, samples, seed):
+    """All four retrieval tasks at length n: one row each; exit 0 only if all verify."""
+    verdicts = []
+    for name in VERIFIERS:
+        task = make_task(name, n, None, c if name == "cgram" else None, False)
+        verdicts.append(run_one(name, task, precision, False, samples, seed))
+    maybe_plot(plot, list(VERIFIERS), n, verdicts)
+    finish(verdicts, as_json, single=False)
+
+

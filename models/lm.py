@@ -1,0 +1,205 @@
+"""A language-model wrapper shared by the three trained architectures.
+
+    logits_t = backbone(E[t_1..t_t]) E^T
+
+E is a FROZEN deterministic sinusoidal number embedding (V x d), the same table is the output
+head (tied, frozen), as in the paper's experiments (C8; the official code builds this table):
+
+    E[i, 2k]   = sin(i / 10000^(2k / d)),     E[i, 2k+1] = cos(i / 10000^(2k / d)).
+
+So only the backbone is trained and every architecture sees the same number geometry.
+Backbones (``LMConfig.arch``):
+
+* ``transformer``: LLaMA-style ``Transformer`` blocks (RMSNorm, RoPE, SwiGLU, no biases) from
+  ``models/transformer.py`` with a final RMSNorm;
+* ``mamba``: ``MambaStack`` from ``models/mamba.py`` (Mamba-1, pre-norm RMSNorm, final norm_f);
+* ``hybrid``: ``HybridBackbone`` from ``models/hybrid.py`` (Mamba layers + one attention layer).
+
+Incremental decoding: ``state = lm.init_state(B)``; ``lm.prefill(tokens, state)`` runs a prompt
+(B, T) and fills ``state``; ``lm.step(tok, state)`` feeds one token (B,) and returns logits (B, V).
+Transformers keep a KV cache, Mamba a fixed-size recurrent state: nothing re-reads the prefix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from rnngap.models.hybrid import HybridBackbone
+from rnngap.models.mamba import MambaConfig, MambaStack
+from rnngap.models.transformer import Transformer, TransformerConfig
+from torch import Tensor, nn
+
+ARCHS = ("transformer", "mamba", "hybrid")
+
+
+@dataclass
+class LMConfig:
+    """Architecture of a trained model (JSON-serializable; ``model: "lm"`` tags the file).
+
+    ``n_layers`` counts Transformer blocks (transformer) or Mamba blocks (mamba, hybrid; the
+    hybrid adds one attention block at ``attn_position``, default on top).
+    """
+
+    arch: str
+    vocab_size: int
+    d_model: int
+    n_layers: int
+    d_state: int = 16
+    n_heads: int = 4
+    d_mlp: int = 256
+    attn_position: int | None = None
+    max_len: int = 8192
+    scan: str = "auto"
+    norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(ARCHS)}")
+        for name in ("vocab_size", "d_model", "n_layers", "d_state", "n_heads", "d_mlp"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.d_model % 2:
+            raise ValueError("d_model must be even (sinusoidal embedding pairs)")
+        if self.arch != "mamba" and self.d_model % self.n_heads:
+            raise ValueError("d_model must be divisible by n_heads")
+
+    def to_dict(self) -> dict:
+        return {"model": "lm", **asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LMConfig:
+        d = dict(d)
+        kind = d.pop("model", None)
+        if kind != "lm":
+            raise ValueError(f"config is for a {kind!r} model, not an rnngap learned LM")
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown LM config keys: {sorted(unknown)}")
+        return cls(**d)
+
+    def mamba_config(self) -> MambaConfig:
+        return MambaConfig(self.d_model, self.n_layers, d_state=self.d_state,
+                           norm_eps=self.norm_eps, scan=self.scan)
+
+    def transformer_config(self, n_layers: int | None = None) -> TransformerConfig:
+        return TransformerConfig(vocab_size=self.vocab_size, d_model=self.d_model,
+                                 n_layers=self.n_layers if n_layers is None else n_layers,
+                                 n_heads=self.n_heads, d_mlp=self.d_mlp, max_len=self.max_len,
+                                 norm="rmsnorm", pos="rope", mlp="swiglu", bias=False,
+                                 norm_eps=self.norm_eps)
+
+
+def sinusoidal_embedding(vocab_size: int, d_model: int) -> Tensor:
+    """E[i, 2k] = sin(i / 10000^(2k/d)), E[i, 2k+1] = cos(i / 10000^(2k/d)), float32 (V, d)."""
+    i = torch.arange(vocab_size, dtype=torch.float64)[:, None]
+    two_k = torch.arange(0, d_model, 2, dtype=torch.float64)[None, :]
+    ang = i / torch.pow(torch.tensor(10000.0, dtype=torch.float64), two_k / d_model)
+    E = torch.empty(vocab_size, d_model, dtype=torch.float64)
+    E[:, 0::2], E[:, 1::2] = ang.sin(), ang.cos()
+    return E.float()
+
+
+class LM(nn.Module):
+    """Frozen sinusoidal embedding -> backbone -> tied frozen head (see the module docstring)."""
+
+    def __init__(self, cfg: LMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        # Not persistent: the table is a function of (vocab_size, d_model), so checkpoints hold
+        # only trained weights and load into a model with a larger vocabulary (larger n).
+        self.register_buffer("embedding", sinusoidal_embedding(cfg.vocab_size, cfg.d_model),
+                             persistent=False)
+        if cfg.arch == "transformer":
+            t = Transformer(cfg.transformer_config())
+            # The Transformer's own token table / unembedding are replaced by the frozen table.
+            del t.embed, t.unembed
+            self.backbone = t
+        elif cfg.arch == "mamba":
+            self.backbone = MambaStack(cfg.mamba_config())
+        else:
+            self.backbone = HybridBackbone(cfg.mamba_config(), cfg.transformer_config(1),
+                                           cfg.attn_position)
+        self._init_llama()
+
+    def _init_llama(self) -> None:
+        """Normal(0, 0.02) for attention/MLP linear weights (LLaMA's initializer_range)."""
+        for name, mod in self.backbone.named_modules():
+            if isinstance(mod, nn.Linear) and (".attn." in f".{name}." or ".mlp." in f".{name}."):
+                nn.init.normal_(mod.weight, std=0.02)
+
+    def head(self, h: Tensor) -> Tensor:
+        return h @ self.embedding.T
+
+    def _check_len(self, total: int) -> None:
+        if self.cfg.arch != "mamba" and total > self.cfg.max_len:
+            raise ValueError(f"sequence length {total} exceeds max_len {self.cfg.max_len}")
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T) int64 -> logits (B, T, V)."""
+        self._check_len(tokens.shape[1])
+        h = self.embedding[tokens]
+        if self.cfg.arch == "transformer":
+            return self.head(self.backbone.backbone(h))
+        return self.head(self.backbone(h))
+
+    # ------------------------------------------------------------------ incremental decoding
+    def init_state(self, batch: int) -> dict:
+        dev = self.embedding.device
+        if self.cfg.arch == "transformer":
+            inner = self.backbone.init_cache()
+        else:
+            inner = self.backbone.init_state(batch, dev)
+        return {"pos": 0, "inner": inner}
+
+    def prefill(self, tokens: Tensor, state: dict) -> Tensor:
+        """Run a prompt (B, T) from an empty state; returns logits (B, T, V)."""
+        if state["pos"]:
+            raise ValueError("prefill needs a fresh state")
+        self._check_len(tokens.shape[1])
+        h = self.embedding[tokens]
+        if self.cfg.arch == "transformer":
+            out = self.backbone.backbone(h, caches=state["inner"])
+        elif self.cfg.arch == "mamba":
+            out = self.backbone(h, state["inner"])
+        else:
+            out = self.backbone(h, state["inner"])
+        state["pos"] = tokens.shape[1]
+        return self.head(out)
+
+    def step(self, tok: Tensor, state: dict) -> Tensor:
+        """Feed one token per row (B,) after the state's prefix; returns logits (B, V)."""
+        self._check_len(state["pos"] + 1)
+        h = self.embedding[tok]
+        if self.cfg.arch == "transformer":
+            out = self.backbone.backbone(h.unsqueeze(1), caches=state["inner"]).squeeze(1)
+        else:
+            out = self.backbone.step(h, state["inner"])
+        state["pos"] += 1
+        return self.head(out)
+
+    # ------------------------------------------------------------------ accounting
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def total_parameters(self) -> int:
+        """Trainable parameters plus the frozen embedding table (counted once: head is tied)."""
+        return self.trainable_parameters() + self.embedding.numel()
+
+    def state_scalars(self, context_len: int | None = None) -> int | None:
+        """Numbers carried between tokens. Mamba: fixed. Transformer / hybrid: the KV cache,
+        2 * layers * heads * d_head * context_len (grows with the context; None if not given)."""
+        c = self.cfg
+        if c.arch == "mamba":
+            return self.backbone.state_scalars()
+        if context_len is None:
+            return None
+        kv = 2 * c.d_model * context_len
+        if c.arch == "transformer":
+            return c.n_layers * kv
+        return kv + c.n_layers * 2 * c.d_model * (c.d_state + 3)
+

@@ -1,0 +1,379 @@
+"""Exact information counting: how many states a one-pass machine needs, per task and input order.
+
+Model (BRIEF.md, "RNN with M-bit memory"): a deterministic machine reads the input once, token by
+token; between tokens it keeps one of at most ``2**M`` states. Chain of thought comes after the
+input and cannot help: the state after the input must already separate what is needed (C3, C4).
+
+Counting argument. Cut every input of a task into a prefix (what was read) and a continuation
+(what is still to come). Two prefixes are *told apart* when some continuation valid for both gives
+different answers; a correct machine must keep them in different states. The *prefix classes*
+``P(n)`` reported here are the largest number of prefixes that are pairwise told apart at the
+worst cut (a fooling set; the rows of the one-way communication matrix, counted so that rows that
+differ only in which continuations are valid do not count twice). Any correct machine has
+``>= P(n)`` states, i.e. ``>= ceil(log2 P(n))`` bits. The failure length ``n*(S)`` is the least
+``n`` with ``P(n) > 2**S``: every machine with ``S`` bits errs on some input of length ``n*``
+(Kremer, Nisan, Ron 1999 for the randomized, error-allowed version of the Index case; see
+``rnngap.verify.ceilings``). The lower bound holds even for machines whose transition depends on
+the position; for such machines it is also tight where ``exact`` is True.
+
+Orders: ``query-last`` (data, then the query: the paper's order, the hard one), ``query-first``
+(the same query tokens, then the data: easy, O(log n) bits), ``stream`` (IsTree: no query).
+Every closed form below is checked against :mod:`rnngap.verify.prefix_classes` at tiny sizes in
+``tests/test_bounds.py``; "exact" means equality with the brute-force maximum over all cuts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+TASKS = ("index", "ar", "cgram", "counting", "counting-exact", "istree")
+ORDERS = ("query-last", "query-first", "stream")
+
+
+@dataclass(frozen=True)
+class Count:
+    """Result of counting one task at one length ``n``.
+
+    Attributes:
+        prefix_classes: pairwise-told-apart prefixes at the worst cut (a proven lower bound on the
+            number of states; the exact maximum when ``exact``).
+        exact: True when ``prefix_classes`` equals the maximum fooling set over all cuts.
+        upper: where known, the state count of an explicit machine (time-indexed), else None.
+        distinct_rows: distinct rows of the communication matrix at that cut (counts rows that
+            differ only in their valid continuations; >= prefix_classes), None if not derived.
+    """
+
+    task: str
+    order: str
+    n: int
+    alphabet: int
+    prefix_classes: int
+    exact: bool
+    argument: str
+    formula: str
+    upper: int | None = None
+    distinct_rows: int | None = None
+
+    @property
+    def log2_classes(self) -> float:
+        return math.log2(self.prefix_classes) if self.prefix_classes > 0 else 0.0
+
+    @property
+    def bits_needed(self) -> int:
+        """Least M with 2**M >= prefix_classes."""
+        return (self.prefix_classes - 1).bit_length()
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        for key in ("prefix_classes", "upper", "distinct_rows"):
+            if isinstance(d[key], int):
+                d[key] = big(d[key])
+        d["bits_needed"] = self.bits_needed
+        d["log2_prefix_classes"] = round(self.log2_classes, 6)
+        return d
+
+
+def big(x: int) -> int | str:
+    """JSON-safe integer: a decimal string beyond 2**53 (exact in every JSON reader)."""
+    return x if abs(x) < 2**53 else str(x)
+
+
+def _alphabet(n: int, alphabet: int | None) -> int:
+    k = n + 1 if alphabet is None else alphabet
+    if k < 1:
+        raise ValueError(f"alphabet must be >= 1, got {k}")
+    return k
+
+
+def index_count(n: int, alphabet: int | None = None, order: str = "query-last") -> Count:
+    """Index_n over alphabet k (Def 4.2).
+
+    query-last: every data string x in [k]^n is its own class (x != x' differ at some i, and
+    query i tells them apart), so P = k^n; inner cuts give k^j <= k^n. Exact.
+    query-first: after reading i and x_1..x_j the residual is "the constant x_i" (i <= j, k values)
+    or "coordinate i-j of the rest" (i > j, n-j values); the worst cut is j = 1: P = n + k - 1
+    (k >= 2). Exact, total task. A machine keeping (i, x_i) reaches it.
+    """
+    k = _alphabet(n, alphabet)
+    if order == "query-last":
+        return Count("index", order, n, k, k**n, True, "one-way INDEX: every data string is a class",
+                     "n*log2(k)", upper=k**n, distinct_rows=k**n)
+    if order == "query-first":
+        p = 1 if k == 1 else n + k - 1
+        return Count("index", order, n, k, p, True,
+                     "query known: keep the query or the answer", "log2(n+k-1)", upper=p,
+                     distinct_rows=p)
+    raise ValueError(f"Index has orders query-last, query-first; got {order!r}")
+
+
+def ar_count(n: int, alphabet: int | None = None, order: str = "query-last") -> Count:
+    """Associative recall (Def 4.3), n = 2m: k_1 v_1 .. k_m v_m, keys distinct in [k], k >= m.
+
+    query-last: the data determines a map from an m-set of keys to values; P = k^m (fix the key
+    set, vary the values: pairwise told apart). No larger fooling set exists: for a uniformly
+    random F: [k] -> [k], a fooling set contains at most one restriction of F, and each map is a
+    restriction with probability k^-m. Distinct rows are C(k, m) k^m (the key set changes which
+    queries are valid, not what must be remembered). Exact.
+    query-first: between k (the query alone, m >= 2) and 2k + 1 (remember q; then "found, value
+    v"; plus "next token is the answer"): Theta(log n) bits, bounds only.
+    """
+    if n % 2 or n < 2:
+        raise ValueError(f"AR needs an even n >= 2 (key-value pairs), got {n}")
+    k, m = _alphabet(n, alphabet), n // 2
+    if k < m:
+        raise ValueError(f"AR needs alphabet >= n/2 = {m} for distinct keys, got {k}")
+    if order == "query-last":
+        return Count("ar", order, n, k, k**m, True,
+                     "fooling set: fixed keys, all value vectors", "(n/2)*log2(k)",
+                     distinct_rows=math.comb(k, m) * k**m)
+    if order == "query-first":
+        return Count("ar", order, n, k, k, False, "k answers (and, m >= 2, k queries) are classes",
+                     "log2(k) .. log2(2k+1)", upper=2 * k + 1)
+    raise ValueError(f"AR has orders query-last, query-first; got {order!r}")
+
+
+def cgram_family(n: int, c: int, k: int) -> tuple[int, int, int]:
+    """Parameters ``(a, m, size)`` of our explicit c-gram fooling family.
+
+    Data = r filler tokens then m = floor(n/c) blocks ``K_i v_i``: K_i distinct (c-1)-grams over a
+    key alphabet A = [0, a) (a = least with a^(c-1) >= m), v_i from the other k - a symbols, the
+    filler the symbol a. The only all-A windows are the keys (every other window contains a value
+    or filler), each key occurs once, and its successor is v_i; so two members with different
+    value vectors are told apart by the first differing key: size (k - a)^m.
+    """
+    m = n // c
+    if m == 0:
+        return 1, 0, 1
+    a = 1
+    while a ** (c - 1) < m:
+        a += 1
+    return a, m, max(k - a, 0) ** m if k > a else 1
+
+
+def cgram_count(n: int, c: int = 2, alphabet: int | None = None, order: str = "query-last"
+                ) -> Count:
+    """c-gram retrieval (Def 4.4), last-occurrence convention.
+
+    query-last: a LOWER bound from the explicit fooling family of :func:`cgram_family`; the exact
+    maximum is not derived (brute force at tiny n shows it is larger). Grows like (n/c) log2 n
+    with the default alphabet, so o(n)-bit machines still fail for large n.
+    query-first: at least k^(c-1) classes (the query alone, n >= 2c); a machine keeping the query,
+    the last c-1 tokens and the current answer needs at most k^(2c-2) (k+1) states.
+    """
+    if c < 2 or n < c:
+        raise ValueError(f"c-gram needs c >= 2 and n >= c, got c={c}, n={n}")
+    k = _alphabet(n, alphabet)
+    if order == "query-last":
+        a, m, size = cgram_family(n, c, k)
+        return Count("cgram", order, n, k, max(size, k), False,
+                     f"fooling family: {m} blocks key(c-1)+value, keys over {a} symbols",
+                     "(n/c)*log2(k-a)  [lower bound]")
+    if order == "query-first":
+        lo = max(k ** (c - 1) if n >= 2 * c else 1, k)
+        return Count("cgram", order, n, k, lo, False, "the query alone is a class (n >= 2c)",
+                     "(c-1)log2(k) .. (2c-2)log2(k)+log2(k+1)",
+                     upper=k ** (2 * c - 2) * (k + 1))
+    raise ValueError(f"c-gram has orders query-last, query-first; got {order!r}")
+
+
+def counting_count(n: int, alphabet: int | None = None, exact: bool = False,
+                   order: str = "query-last") -> Count:
+    """Counting (Def 4.5): threshold form ``[#q > t]`` (t in [0, n]) or the exact count.
+
+    query-last: the data's class is its count vector (t in [0, n] reads off c_q exactly), so
+    P = C(n+k-1, k-1) compositions of n into k parts (k >= 2). Exact, total task. With the
+    default k = n + 1 this is C(2n, n) ~ 4^n / sqrt(pi n): about 2n bits.
+    query-first: the residual after (q, t, x_1..x_j) is "[#q in rest > t - c_j]": k(n-j) live
+    thresholds plus constant 0 and constant 1; worst at j = 0: P = kn + 1. Exact form: "c_j +
+    #q in rest": k(j+1) classes, worst at j = n-1: P = kn. Both exact (k >= 2).
+    """
+    k = _alphabet(n, alphabet)
+    name = "counting-exact" if exact else "counting"
+    if k < 2:
+        raise ValueError("Counting needs alphabet >= 2 (with one symbol every count is n)")
+    if order == "query-last":
+        p = math.comb(n + k - 1, k - 1)
+        return Count(name, order, n, k, p, True, "count vectors: compositions of n into k parts",
+                     "log2 C(n+k-1, k-1)", upper=p, distinct_rows=p)
+    if order == "query-first":
+        p = k * n if exact else k * n + 1
+        return Count(name, order, n, k, p, True, "query known: keep the remaining threshold",
+                     "log2(kn)" if exact else "log2(kn+1)", upper=p, distinct_rows=p)
+    raise ValueError(f"Counting has orders query-last, query-first; got {order!r}")
+
+
+@lru_cache(maxsize=64)
+def stirling2_row(n: int) -> tuple[int, ...]:
+    """``(S(n, 0), ..., S(n, n))``: Stirling numbers of the second kind (set partitions)."""
+    row = [1]
+    for i in range(1, n + 1):
+        new = [0] * (i + 1)
+        for b in range(1, i + 1):
+            new[b] = b * (row[b] if b < len(row) else 0) + row[b - 1]
+        row = new
+    return tuple(row)
+
+
+def istree_classes(n: int) -> tuple[int, int]:
+    """``(P, j)``: max over j <= n-3 edges read of S(n, n-j) + [j >= 3], and the best j.
+
+    After j distinct edges a forest leaves a partition of the n vertices into n - j blocks (all
+    S(n, n-j) partitions occur); every prefix with a cycle is one class (answer FALSE whatever
+    follows; needs j >= 3). Forests with the same partition are never told apart, so no fooling
+    set is larger than S(n, n-j) + [j >= 3]; with >= 2 edges still to come one forest per
+    partition plus one cyclic prefix are pairwise told apart (brute force checks this for
+    n <= 6; at j = n-2 the count S(n, 2) + 1 is not reached and is excluded).
+    """
+    if n <= 3:
+        return 1, 0
+    row = stirling2_row(n)
+    return max((row[n - j] + (1 if j >= 3 else 0), j) for j in range(0, n - 2))
+
+
+def istree_count(n: int, order: str = "stream") -> Count:
+    """IsTree_n (Thm 4.7): n vertices, n - 1 distinct edges streamed; is it a tree?
+
+    The prefix classes are set partitions (Stirling numbers of the second kind) plus the
+    already-has-a-cycle class; log2 of the maximum grows like n log2 n - O(n log log n), matching
+    the Omega(n log n) one-pass bound of Sun and Woodruff (2015). Exact for n <= 6 by brute force.
+    """
+    if order != "stream":
+        raise ValueError("IsTree has no query: its only order is 'stream'")
+    if n < 2:
+        raise ValueError(f"IsTree needs n >= 2, got {n}")
+    p, j = istree_classes(n)
+    return Count("istree", order, n, n, p, n <= 6,
+                 f"vertex partitions left by a forest prefix (+1 cycle class), cut after {j} edges",
+                 "log2 max_j [S(n,n-j) + [j>=3]]")
+
+
+def count(task: str, n: int, order: str = "query-last", alphabet: int | None = None,
+          c: int = 2) -> Count:
+    """Dispatch to the per-task counter; ``task`` in :data:`TASKS`."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if task == "index":
+        return index_count(n, alphabet, order)
+    if task == "ar":
+        return ar_count(n, alphabet, order)
+    if task == "cgram":
+        return cgram_count(n, c, alphabet, order)
+    if task in ("counting", "counting-exact"):
+        return counting_count(n, alphabet, task == "counting-exact", order)
+    if task == "istree":
+        return istree_count(n, "stream" if order == "query-last" else order)
+    raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+
+
+ISTREE_EXACT_MAX = 200  # IsTree counts use exact Stirling numbers up to this n
+
+
+def istree_lower_log2(n: int) -> tuple[float, int]:
+    """A proven lower bound for large n: S(n, b) >= b^(n-b) (put 1..b in separate blocks, the
+    other n - b vertices anywhere), maximized over b in [3, n-3] by ternary search (concave)."""
+    lo, hi = 3, max(3, n - 3)
+    f = lambda b: (n - b) * math.log2(b)  # noqa: E731
+    while hi - lo > 2:
+        a, b = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+        if f(a) < f(b):
+            lo = a + 1
+        else:
+            hi = b
+    best = max(range(lo, hi + 1), key=f)
+    return f(best), best
+
+
+def _log2_big(task: str, n: int, order: str, alphabet: int | None, c: int) -> float | None:
+    """Float log2 of P(n) for the formulas whose exact integers get huge; None: use exact."""
+    k = n + 1 if alphabet is None else alphabet
+    if order != "query-last":
+        return None
+    if task == "index":
+        return n * math.log2(k) if k > 1 else 0.0
+    if task == "ar":
+        return (n // 2) * math.log2(k)
+    if task == "cgram":
+        a, m, size = cgram_family(n, c, k)
+        return m * math.log2(k - a) if k - a > 1 and m else None
+    if task in ("counting", "counting-exact"):
+        return (math.lgamma(n + k) - math.lgamma(k) - math.lgamma(n + 1)) / math.log(2)
+    return None
+
+
+def exceeds(task: str, n: int, state_bits: int, order: str = "query-last",
+            alphabet: int | None = None, c: int = 2) -> bool:
+    """P(n) > 2**S, decided exactly: floats when far from the boundary, integers when close.
+    IsTree beyond ISTREE_EXACT_MAX uses the lower bound of :func:`istree_lower_log2`."""
+    if task == "istree" and n > ISTREE_EXACT_MAX:
+        lg, b = istree_lower_log2(n)
+        if abs(lg - state_bits) > 1e-9 * state_bits + 1e-6:
+            return lg > state_bits
+        return b ** (n - b) + 1 > 2**state_bits
+    lg = _log2_big(task, n, order, alphabet, c)
+    if lg is not None and abs(lg - state_bits) > 1e-9 * state_bits + 1e-6:
+        return lg > state_bits
+    return count(task, n, order, alphabet, c).prefix_classes > 2**state_bits
+
+
+def _valid(task: str, n: int, alphabet: int | None, c: int) -> bool:
+    if task == "ar":
+        return n % 2 == 0 and n >= 2 and (alphabet is None or alphabet >= n // 2)
+    if task == "cgram":
+        return n >= c
+    return n >= (2 if task == "istree" else 1)
+
+
+def failure_length(task: str, state_bits: int, order: str = "query-last",
+                   alphabet: int | None = None, c: int = 2) -> tuple[int | None, bool]:
+    """``(n*, exact)``: n* is the least valid n with P(n) > 2**S, so no S-bit machine is correct
+    on every input of length n* (nor, P being nondecreasing, of any longer length).
+
+    ``exact`` is False only for IsTree beyond ISTREE_EXACT_MAX, where n* comes from a lower
+    bound on P (then every S-bit machine still fails at n*, but a shorter length may too).
+    None when no valid n exceeds 2**S (a fixed alphabet can cap P; AR needs k >= n/2).
+    """
+    if state_bits < 1:
+        raise ValueError(f"state bits must be >= 1, got {state_bits}")
+    step = 2 if task == "ar" else 1
+    start = {"ar": 2, "cgram": c, "istree": 2}.get(task, 1)
+    cap = 2 ** (state_bits + 8)
+    if task == "ar" and alphabet is not None:
+        cap = min(cap, 2 * alphabet)
+
+    def fails(n: int) -> bool:
+        return _valid(task, n, alphabet, c) and exceeds(task, n, state_bits, order, alphabet, c)
+
+    if task == "istree":
+        found = _least(fails, start, 1, ISTREE_EXACT_MAX)
+        if found is not None:
+            return found, True
+        return _least(fails, ISTREE_EXACT_MAX + 1, 1, cap), False
+    return _least(fails, start, step, cap), True
+
+
+def _least(pred, start: int, step: int, cap: int) -> int | None:
+    """Least n on the grid start + step*i, n <= cap, with pred(n) (pred monotone), else None."""
+    if pred(start):
+        return start
+    lo, hi = start, start + step
+    while not pred(hi):
+        if hi >= cap:
+            return None
+        lo, hi = hi, min(cap, start + 2 * (hi - start))
+    while hi - lo > step:
+        mid = lo + ((hi - lo) // (2 * step)) * step
+        if pred(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+DEFAULT_ROWS: tuple[tuple[str, str], ...] = (
+    ("index", "query-last"), ("index", "query-first"), ("ar", "query-last"),
+    ("ar", "query-first"), ("cgram", "query-last"), ("cgram", "query-first"),
+    ("counting", "query-last"), ("counting", "query-first"), ("counting-exact", "query-last"),
+    ("counting-exact", "query-first"), ("istree", "stream"),
+)

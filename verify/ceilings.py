@@ -1,0 +1,140 @@
+"""Accuracy ceilings when errors are allowed: Fano's inequality on the state after the data.
+
+Setting (query-last order). The data X is drawn from a stated distribution, then one query. A
+machine with S bits of state reaches state Z = Z(X) after the data (any number of states
+<= 2**S, so H(Z) <= S; shared randomness independent of X changes nothing below). Its answer to
+query j is a function of (Z, j).
+
+Index_n over k symbols, X uniform on [k]^n, query i uniform on [n]. Let p_i = P(answer to i is
+wrong). Fano: H(X_i | Z) <= h(p_i) + p_i log2(k-1), with h the binary entropy. Summing and using
+sum_i H(X_i | Z) >= H(X | Z) >= H(X) - H(Z) >= n log2 k - S, and concavity of
+phi(p) = h(p) + p log2(k-1), the average error p = mean(p_i) satisfies
+
+    phi(p) >= log2 k - S / n.                                                     (*)
+
+So accuracy <= 1 - p*(n), where p* is the least p in [0, 1 - 1/k] satisfying (*). For k = 2
+this is the Kremer-Nisan-Ron bound (one-way randomized complexity of INDEX with error eps is at
+least (1 - H2(eps)) n). Accuracy 1 forces S >= n log2 k, matching the exact count.
+
+AR (n = 2m): keys any fixed-or-random distinct keys, values uniform on [k]^m independent of the
+keys, query a uniform key: the same bound with (n, k) -> (m, k), conditioning on the keys.
+c-gram: X uniform on the explicit fooling family of ``rnngap.verify.bounds.cgram_family`` (m
+blocks, values uniform over k - a symbols), query a uniform key: the bound with (m, k - a).
+Counting and IsTree: no ceiling is derived here (returned as None, said so in the output).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+LEVELS: tuple[float, ...] = (0.99, 0.9, 0.5)
+
+
+def h2(p: float) -> float:
+    """Binary entropy in bits."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -p * math.log2(p) - (1 - p) * math.log2(1 - p)
+
+
+def fano_phi(p: float, k: int) -> float:
+    """phi(p) = h(p) + p log2(k-1): the most entropy a k-ary guess with error p leaves."""
+    return h2(p) + (p * math.log2(k - 1) if k > 2 else 0.0)
+
+
+def fano_ceiling(items: int, k: int, state_bits: float) -> float:
+    """Best possible average accuracy: ``items`` uniform k-ary symbols, one asked, S bits kept.
+
+    Returns 1 - p*, p* the least p in [0, 1-1/k] with phi(p) >= log2 k - S/items (bisection to
+    1e-12; phi is increasing on that interval).
+    """
+    if k < 2 or items <= 0:
+        return 1.0
+    target = math.log2(k) - state_bits / items
+    if target <= 0:
+        return 1.0
+    lo, hi = 0.0, 1.0 - 1.0 / k
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if fano_phi(mid, k) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return 1.0 - hi
+
+
+def below(items: int, k: int, state_bits: float, level: float) -> bool:
+    """True when Fano proves accuracy < ``level`` (phi(1 - level) < log2 k - S/items)."""
+    if k < 2 or items <= 0 or level <= 1.0 / k:
+        return False
+    return fano_phi(1.0 - level, k) < math.log2(k) - state_bits / items
+
+
+def _params(task: str, n: int, alphabet: int | None, c: int) -> tuple[int, int] | None:
+    """(items, symbols) of the hard distribution for ``task`` at length n, or None."""
+    k = n + 1 if alphabet is None else alphabet
+    if task == "index":
+        return n, k
+    if task == "ar":
+        return (n // 2, k) if n % 2 == 0 and k >= n // 2 else None
+    if task == "cgram":
+        from rnngap.verify.bounds import cgram_family
+
+        if n < c:
+            return None
+        a, m, _ = cgram_family(n, c, k)
+        return (m, k - a) if m and k - a >= 2 else None
+    return None
+
+
+DISTRIBUTION: dict[str, str] = {
+    "index": "data uniform on [k]^n, query uniform on [1, n]",
+    "ar": "keys distinct (any law), values uniform on [k]^(n/2), query a uniform key",
+    "cgram": "uniform on the fooling family (fixed keys, uniform values), query a uniform key",
+}
+
+
+def ceiling(task: str, n: int, state_bits: float, alphabet: int | None = None, c: int = 2
+            ) -> float | None:
+    """Fano accuracy ceiling at length n (query-last), or None if not derived for ``task``."""
+    p = _params(task, n, alphabet, c)
+    return None if p is None else fano_ceiling(p[0], p[1], state_bits)
+
+
+def ceiling_lengths(task: str, state_bits: float, alphabet: int | None = None, c: int = 2,
+                    levels: tuple[float, ...] = LEVELS) -> dict[str, int | None] | None:
+    """For each level a, the least valid n at which the ceiling is below a (None: never found).
+
+    The condition is monotone in n for these distributions (tests check it on a grid), so a
+    doubling search plus bisection is exact. Returns None when ``task`` has no ceiling here.
+    """
+    if task not in DISTRIBUTION:
+        return None
+    step = 2 if task == "ar" else 1
+    start = max(step, c if task == "cgram" else 1)
+    out: dict[str, int | None] = {}
+    for level in levels:
+        def bad(n: int, level: float = level) -> bool:
+            p = _params(task, n, alphabet, c)
+            return p is not None and below(p[0], p[1], state_bits, level)
+        out[str(level)] = _least(bad, start, step, cap=2 ** 40)
+    return out
+
+
+def _least(pred: Callable[[int], bool], start: int, step: int, cap: int) -> int | None:
+    """Least n >= start (on the grid start + step*i) with pred(n), pred monotone; None if > cap."""
+    if pred(start):
+        return start
+    lo, hi = start, start + step
+    while not pred(hi):
+        lo, hi = hi, start + 2 * (hi - start)
+        if hi > cap:
+            return None
+    while hi - lo > step:
+        mid = lo + ((hi - lo) // (2 * step)) * step
+        if pred(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
