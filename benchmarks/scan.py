@@ -14,7 +14,6 @@ import json
 import time
 
 import torch
-
 from rnngap.models.mamba import MambaConfig, MambaStack
 
 
@@ -68,7 +67,7 @@ def main() -> None:
     print(f"fwd+bwd, B={a.batch} T={a.length} d={a.d_model} layers={a.layers} "
           f"threads={info['threads']} (median of {a.repeats})")
     for r in rows:
-        print(f"  {r['scan']:8s} chunk={str(r['chunk']):4s} {r['ms']:9.1f} ms  "
+        print(f"  {r['scan']:8s} chunk={r['chunk']!s:4s} {r['ms']:9.1f} ms  "
               f"x{r['ratio_vs_loop']:.2f} vs loop  max|diff|={r['max_abs_diff']:.1e}")
 
 

@@ -59,6 +59,10 @@ def run_one(name: str, task, precision: int | None, search: bool, samples: int,
     if precision is not None and not 2 <= precision <= MAX_P:
         raise click.BadParameter(f"must be in [2, {MAX_P}] (emulated in float64)",
                                  param_hint="--precision")
+    if precision is not None and 2 ** precision <= task.vocab_size():
+        raise click.UsageError(
+            f"--precision {precision} cannot even represent the input: n={task.n} uses number "
+            f"tokens up to {task.vocab_size() - 1}, which need more than {precision} bits")
     try:
         verdict = fn(task, precision=precision, samples=samples, seed=seed)
     except ValueError as e:

@@ -77,6 +77,7 @@ def export(c: Construction, out_dir: str | os.PathLike) -> list[Path]:
     for path, text in zip(paths, payloads):
         fd, tmp = tempfile.mkstemp(dir=out, prefix=".tmp-")
         os.close(fd)
+        os.chmod(tmp, 0o644)
         if text is None:
             save_file(tensors, tmp)
         else:

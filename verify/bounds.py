@@ -134,8 +134,8 @@ def ar_count(n: int, alphabet: int | None = None, order: str = "query-last") -> 
     raise ValueError(f"AR has orders query-last, query-first; got {order!r}")
 
 
-def cgram_family(n: int, c: int, k: int) -> tuple[int, int, int]:
-    """Parameters ``(a, m, size)`` of our explicit c-gram fooling family.
+def cgram_family(n: int, c: int, k: int) -> tuple[int, int]:
+    """Parameters ``(a, m)`` of our explicit c-gram fooling family, of size (k - a)^m.
 
     Data = r filler tokens then m = floor(n/c) blocks ``K_i v_i``: K_i distinct (c-1)-grams over a
     key alphabet A = [0, a) (a = least with a^(c-1) >= m), v_i from the other k - a symbols, the
@@ -145,11 +145,13 @@ def cgram_family(n: int, c: int, k: int) -> tuple[int, int, int]:
     """
     m = n // c
     if m == 0:
-        return 1, 0, 1
-    a = 1
+        return 1, 0
+    a = max(1, int(round(m ** (1.0 / (c - 1)))))
+    while a > 1 and (a - 1) ** (c - 1) >= m:
+        a -= 1
     while a ** (c - 1) < m:
         a += 1
-    return a, m, max(k - a, 0) ** m if k > a else 1
+    return a, m
 
 
 def cgram_count(n: int, c: int = 2, alphabet: int | None = None, order: str = "query-last"
@@ -166,7 +168,8 @@ def cgram_count(n: int, c: int = 2, alphabet: int | None = None, order: str = "q
         raise ValueError(f"c-gram needs c >= 2 and n >= c, got c={c}, n={n}")
     k = _alphabet(n, alphabet)
     if order == "query-last":
-        a, m, size = cgram_family(n, c, k)
+        a, m = cgram_family(n, c, k)
+        size = (k - a) ** m if k > a else 1
         return Count("cgram", order, n, k, max(size, k), False,
                      f"fooling family: {m} blocks key(c-1)+value, keys over {a} symbols",
                      "(n/c)*log2(k-a)  [lower bound]")
@@ -267,6 +270,7 @@ def count(task: str, n: int, order: str = "query-last", alphabet: int | None = N
     raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
 
 
+FIRST_MAX_BITS = 4096  # query-first failure lengths (about 2^S) are searched only up to this S
 ISTREE_EXACT_MAX = 200  # IsTree counts use exact Stirling numbers up to this n
 
 
@@ -295,7 +299,7 @@ def _log2_big(task: str, n: int, order: str, alphabet: int | None, c: int) -> fl
     if task == "ar":
         return (n // 2) * math.log2(k)
     if task == "cgram":
-        a, m, size = cgram_family(n, c, k)
+        a, m = cgram_family(n, c, k)
         return m * math.log2(k - a) if k - a > 1 and m else None
     if task in ("counting", "counting-exact"):
         return (math.lgamma(n + k) - math.lgamma(k) - math.lgamma(n + 1)) / math.log(2)
@@ -326,16 +330,20 @@ def _valid(task: str, n: int, alphabet: int | None, c: int) -> bool:
 
 
 def failure_length(task: str, state_bits: int, order: str = "query-last",
-                   alphabet: int | None = None, c: int = 2) -> tuple[int | None, bool]:
-    """``(n*, exact)``: n* is the least valid n with P(n) > 2**S, so no S-bit machine is correct
+                   alphabet: int | None = None, c: int = 2) -> tuple[int | None, bool, str]:
+    """``(n*, exact, note)``: n* is the least valid n with P(n) > 2**S, so no S-bit machine is correct
     on every input of length n* (nor, P being nondecreasing, of any longer length).
 
     ``exact`` is False only for IsTree beyond ISTREE_EXACT_MAX, where n* comes from a lower
     bound on P (then every S-bit machine still fails at n*, but a shorter length may too).
-    None when no valid n exceeds 2**S (a fixed alphabet can cap P; AR needs k >= n/2).
+    None when no valid n exceeds 2**S (a fixed alphabet can cap P; AR needs k >= n/2), or for
+    query-first orders when S > FIRST_MAX_BITS (n* is then beyond 2**(S/(2c)); not searched).
     """
     if state_bits < 1:
         raise ValueError(f"state bits must be >= 1, got {state_bits}")
+    if order == "query-first" and state_bits > FIRST_MAX_BITS:
+        return None, False, (f"query-first needs O(log n) bits: n* is astronomically large "
+                             f"(not searched for S > {FIRST_MAX_BITS})")
     step = 2 if task == "ar" else 1
     start = {"ar": 2, "cgram": c, "istree": 2}.get(task, 1)
     cap = 2 ** (state_bits + 8)
@@ -348,9 +356,11 @@ def failure_length(task: str, state_bits: int, order: str = "query-last",
     if task == "istree":
         found = _least(fails, start, 1, ISTREE_EXACT_MAX)
         if found is not None:
-            return found, True
-        return _least(fails, ISTREE_EXACT_MAX + 1, 1, cap), False
-    return _least(fails, start, step, cap), True
+            return found, True, "exact"
+        return (_least(fails, ISTREE_EXACT_MAX + 1, 1, cap), False,
+                "from the lower bound S(n,b) >= b^(n-b): failure is certain here, maybe earlier")
+    found = _least(fails, start, step, cap)
+    return found, True, "exact" if found is not None else "no valid length exceeds 2^S"
 
 
 def _least(pred, start: int, step: int, cap: int) -> int | None:

@@ -83,7 +83,7 @@ def _params(task: str, n: int, alphabet: int | None, c: int) -> tuple[int, int] 
 
         if n < c:
             return None
-        a, m, _ = cgram_family(n, c, k)
+        a, m = cgram_family(n, c, k)
         return (m, k - a) if m and k - a >= 2 else None
     return None
 

@@ -107,3 +107,82 @@ def exact_positive(name: str, terms: dict[str, float], expression: str) -> dict:
             + ", ".join(f"{k}={float(v):.6g}" for k, v in terms.items()),
             "method": "sympy exact rationals", "result": "proved" if ok else "FAILED",
             "value": float(value), "seconds": round(time.perf_counter() - t0, 3)}
+
+
+# ----- generic helpers for the exact ("hard attention") constructions -----------------------
+# (appended for constructions.ar / cgram / counting; the functions above are unchanged)
+
+def pointer_lemma() -> dict:
+    """The positional pointer of a causal row: for integers a <= i - 1 (the target position,
+    possibly < 1) and 1 <= j <= i, the key score 2aj - j^2 is maximal at j0 = max(a, 1) and every
+    other j scores at least 1 lower."""
+    def build(z3):
+        a, i, j = z3.Ints("a i j")
+        j0 = z3.If(a >= 1, a, 1)
+        hyp = z3.And(a <= i - 1, j >= 1, j <= i, j != j0)
+        return z3.Implies(hyp, 2 * a * j - j * j <= 2 * a * j0 - j0 * j0 - 1)
+    return z3_lemma("pointer-gap", "for all integers a <= i-1, 1 <= j <= i, j != max(a,1): "
+                    "2aj - j^2 <= 2a*j0 - j0^2 - 1 with j0 = max(a,1)", build)
+
+
+def match_lemma(m: int, tiebreak: bool, timeout_ms: int = 60000) -> dict:
+    """The match score S(j) = W sum_r (2 Q_r P_r - P_r^2) + T j - W E of an m-gram matcher.
+
+    For all integers Q_r, P_r, P'_r >= 0, positions 1 <= j, j' <= L, j != j', E' in {0, 1},
+    W >= L >= 1 (tiebreak: T = 1; otherwise T = 0, W = 1): if j matches (P = Q, E = 0) and j'
+    does not (some P'_r != Q_r, or E' = 1, or -- tiebreak only -- j' < j), then
+    S(j) >= S(j') + 1. The proof is over ALL such integers, hence for every n.
+    """
+    def build(z3):
+        q = z3.IntVector("Q", m)
+        pp = z3.IntVector("P", m)
+        j, j2, e2, W, L = z3.Ints("j j2 e2 W L")
+        T = 1 if tiebreak else 0
+        s_match = W * sum(q[r] * q[r] for r in range(m)) + T * j
+        s_other = W * sum(2 * q[r] * pp[r] - pp[r] * pp[r] for r in range(m)) + T * j2 - W * e2
+        differs = z3.Or(*[pp[r] != q[r] for r in range(m)], e2 == 1,
+                        *([j2 < j] if tiebreak else []))
+        dom = z3.And(*[x >= 0 for x in q + pp], j >= 1, j <= L, j2 >= 1, j2 <= L, j != j2,
+                     z3.Or(e2 == 0, e2 == 1), L >= 1,
+                     W >= L if tiebreak else W == 1)
+        return z3.Implies(z3.And(dom, differs), s_match >= s_other + 1)
+    form = "W*sum_r(2 Q_r P_r - P_r^2) + j - W*E, W >= L" if tiebreak else \
+        "2 Q P - P^2 - E"
+    return z3_lemma(f"match-gap (m={m})", f"score {form}: a match (P = Q, E = 0) beats every "
+                    + ("non-match, excluded or earlier position" if tiebreak else
+                       "non-match or excluded position") + " by >= 1, for all integers",
+                    build, timeout_ms)
+
+
+def integer_exactness(bounds: dict[str, int], p: int, scale_bits: int = 0) -> dict:
+    """Every named family of integers has magnitude <= its bound <= 2^p, so each is exactly
+    representable with a p-bit significand (times 2^scale_bits, a power of two, which does not
+    change the significand). Exact python-integer comparison; the worst family is named."""
+    t0 = time.perf_counter()
+    worst = max(bounds, key=lambda name: bounds[name])
+    bad = [name for name, b in bounds.items() if b > 2 ** p]
+    return {"name": "integer-exactness", "statement": (
+        f"every integer in the forward pass is exact at p={p} bits: "
+        + ", ".join(f"{name} = {b}" for name, b in bounds.items()) + f" <= 2^{p} = {2 ** p}"),
+        "method": "exact integer comparison (python ints)",
+        "result": "proved" if not bad else "FAILED", "worst": worst,
+        "exceeds": bad, "seconds": round(time.perf_counter() - t0, 6)}
+
+
+def underflow_lemma(beta: float, p: int) -> dict:
+    """exp(d) for d <= -beta: a faithful float64 exp returns 0 or 2^-1074 when beta >= 746
+    (e^-746 < 2^-1075), and r_p(2^-1074) = 0 for p <= 52 (computed), so r(exp(d)) = 0 exactly."""
+    import torch
+
+    from rnngap.models.arith import round_to_bits
+
+    t0 = time.perf_counter()
+    tiny = torch.tensor([2.0 ** -1074, 0.0], dtype=torch.float64)
+    rounded = round_to_bits(tiny, p)
+    ok = beta >= 746 and bool((rounded == 0).all()) and Fraction(2) ** -1075 > Fraction(
+        int(2.718281828459045 * 10**15), 10**15) ** -746
+    return {"name": "softmax-underflow", "statement": (
+        f"for d <= -{beta:g}: faithful exp(d) is 0 or 2^-1074 and r_{p}(2^-1074) = 0, so every "
+        "non-maximal attention weight is exactly 0 and a unique maximum gets weight exactly 1"),
+        "method": "computed rounding + exact rational bound e^-746 < 2^-1075",
+        "result": "proved" if ok else "FAILED", "seconds": round(time.perf_counter() - t0, 6)}

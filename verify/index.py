@@ -200,10 +200,17 @@ def _witness(task: IndexTask, model, arith, i: int, cx: dict | None) -> dict | N
 
 
 def verify_index(task: IndexTask, precision: int | None = None, full_rows: bool = False,
-                 samples: int = 64, seed: int = 0) -> dict:
-    """Run steps 1-6 of the module docstring; returns the verdict dict (``verdict.KEYS``)."""
+                 samples: int = 64, seed: int = 0, construction=None) -> dict:
+    """Run steps 1-6 of the module docstring; returns the verdict dict (``verdict.KEYS``).
+
+    ``construction`` verifies given weights (e.g. loaded from exported files) instead of
+    building them; they must be for this task's n and alphabet.
+    """
     t0 = time.perf_counter()
-    c = index_construction.build(task)
+    c = index_construction.build(task) if construction is None else construction
+    if (c.task, c.n, c.config.vocab_size) != ("index", task.n, task.vocab_size()):
+        raise ValueError(f"construction is for {c.task} n={c.n} V={c.config.vocab_size}, "
+                         f"not index n={task.n} V={task.vocab_size()}")
     p = c.precision_bits if precision is None else int(precision)
     arith = PBitArith(p)
     n, vocab = task.n, task.vocab_size()

@@ -40,14 +40,19 @@ def precision_plot(path: str, names: list[str], n_max: int, verdicts: list[dict]
         if s.get("least_verifying"):
             ax.scatter([math.log2(v["n"])], [s["least_verifying"]], marker="*", s=120, zorder=5,
                        label=f"{v['task']}: least verifying p at n={v['n']}")
+    top = 26
     for fmt, bits in FORMATS.items():
         if fmt != "float64":
             ax.axhline(bits, ls="--", lw=1, color="grey")
-            ax.text(0.5, bits + 0.4, f"{fmt} ({bits} bits)", fontsize=8, color="grey")
+            ax.text(math.log2(ns[-1]), bits + 0.3, f"{fmt} ({bits} bits)", fontsize=8,
+                    color="grey", ha="right")
+    for line in ax.get_lines():
+        top = max(top, max(line.get_ydata(), default=0) + 2)
+    ax.set_ylim(0, top)
     ax.set_xlabel("log2 n")
     ax.set_ylabel("mantissa bits p needed")
-    ax.set_title("Precision the constructions need (exactly verified claims)")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("Mantissa bits the constructions claim, p(n); stars: least p verified")
+    ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

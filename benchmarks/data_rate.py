@@ -1,0 +1,96 @@
+"""Training-data generation rate: rnngap's streaming generator vs the official one, same run.
+
+rnngap side: ``rnngap.learned.data.make_batch`` (sample graphs, encode, pad) for IsTree in each
+format, and the four retrieval tasks. Official side (only with ``--official DIR``, a clone of
+the public rnn-icrag repository; its ``rnn/data.py`` needs numpy, torch and tqdm only): the
+``IsTreeDataset`` class building the same number of samples in memory, timed in this process.
+Without ``--official`` the official rate is reported as not measured (never estimated).
+
+    python benchmarks/data_rate.py --n 16 --samples 2000 [--official ~/src/rnn-icrag] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import json
+import sys
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+from rnngap.learned.data import DataSpec, make_batch
+
+#: our format -> the official IsTreeDataset (use_cot, use_retrieval) flags
+OFFICIAL_FLAGS = {"plain": (False, False), "cot": (True, False), "retrieval": (False, True)}
+
+
+def rate_rnngap(spec: DataSpec, samples: int, batch: int = 64) -> float:
+    """Samples per second of make_batch for ``spec`` (batches of ``batch``)."""
+    t0 = time.perf_counter()
+    done, i = 0, 0
+    while done < samples:
+        b = make_batch(spec, min(batch, samples - done), 0, i)
+        done += b.tokens.shape[0]
+        i += 1
+    return samples / (time.perf_counter() - t0)
+
+
+def rate_official(root: Path, n: int, fmt: str, samples: int, family: str) -> float:
+    """Samples per second of the official IsTreeDataset(n, family, cot, retrieval, ...)."""
+    path = root / "rnn" / "data.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (pass the root of an rnn-icrag clone)")
+    spec = importlib.util.spec_from_file_location("_official_rnn_data", path)
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    cot, ret = OFFICIAL_FLAGS[fmt]
+    t0 = time.perf_counter()
+    with redirect_stderr(io.StringIO()), redirect_stdout(io.StringIO()):  # its tqdm bars
+        mod.IsTreeDataset(n, family, cot, ret, True, samples, 0)
+    return samples / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=16)
+    ap.add_argument("--samples", type=int, default=2000)
+    ap.add_argument("--family", default="binary")
+    ap.add_argument("--official", type=Path, default=None)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    rows = []
+    for fmt in ("plain", "cot", "retrieval"):
+        ours = rate_rnngap(DataSpec("istree", a.n, fmt, a.family), a.samples)
+        off = None
+        note = "official not measured (no --official clone given)"
+        if a.official is not None:
+            try:
+                off = rate_official(a.official, a.n, fmt, a.samples, a.family)
+                note = "measured in this run"
+            except Exception as exc:  # noqa: BLE001 -- report, do not guess
+                note = f"official failed: {type(exc).__name__}: {exc}"
+        rows.append({"task": "istree", "format": fmt, "n": a.n, "rnngap_samples_per_s": ours,
+                     "official_samples_per_s": off,
+                     "speedup": None if off is None else ours / off, "note": note})
+    for task in ("index", "ar", "cgram", "counting"):
+        rows.append({"task": task, "format": "plain", "n": a.n,
+                     "rnngap_samples_per_s": rate_rnngap(DataSpec(task, a.n), a.samples * 10),
+                     "official_samples_per_s": None, "speedup": None,
+                     "note": "no official generator for this task"})
+    if a.json:
+        json.dump({"samples": a.samples, "family": a.family, "rows": rows}, sys.stdout, indent=2)
+        print()
+        return
+    print(f"data generation rate, n={a.n}, {a.samples} samples per IsTree format")
+    for r in rows:
+        off = r["official_samples_per_s"]
+        extra = f"  official {off:10.0f}/s  x{r['speedup']:.1f}" if off else f"  ({r['note']})"
+        print(f"  {r['task']:8s} {r['format']:9s} rnngap {r['rnngap_samples_per_s']:10.0f}/s"
+              + extra)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""The shared Transformer: explicit-arith path == fast path, last_only, KV cache, configs."""
+
+import json
+
+import pytest
+import torch
+
+from rnngap.models.arith import Arith
+from rnngap.models.transformer import Transformer, TransformerConfig
+
+CONFIGS = [dict(), dict(norm="rmsnorm", pos="rope", mlp="swiglu", bias=False),
+           dict(pos="none", attn_scale=0.5)]
+
+
+@pytest.mark.parametrize("kw", CONFIGS)
+def test_fast_path_matches_cache_and_last_only(kw):
+    torch.manual_seed(0)
+    cfg = TransformerConfig(vocab_size=13, d_model=16, n_layers=2, n_heads=4, d_mlp=24,
+                            max_len=32, **kw)
+    m = Transformer(cfg).double().eval()
+    if m.pos_table is not None:
+        m.pos_table.normal_()
+    x = torch.randint(0, 13, (3, 17))
+    with torch.no_grad():
+        full = m(x)
+        assert torch.allclose(m(x, last_only=True)[:, -1], full[:, -1], atol=1e-12)
+        cache = m.init_cache()
+        outs = [m.step(x[:, :6], cache)] + [m.step(x[:, t:t + 1], cache) for t in range(6, 17)]
+        assert torch.allclose(torch.cat(outs, 1), full, atol=1e-12)
+        if kw.get("norm", "none") == "none" and kw.get("mlp", "relu") == "relu":
+            assert torch.allclose(m(x, Arith()), full, atol=1e-12)
+
+
+def test_config_json_round_trip_and_errors():
+    cfg = TransformerConfig(vocab_size=5, d_model=8, n_layers=1, n_heads=2, d_mlp=4)
+    again = TransformerConfig.from_dict(json.loads(cfg.to_json()))
+    assert again == cfg
+    with pytest.raises(ValueError):
+        TransformerConfig.from_dict({"model": "mamba", "d_model": 8})
+    with pytest.raises(ValueError):
+        TransformerConfig(vocab_size=5, d_model=8, n_layers=1, n_heads=3, d_mlp=4)
+    with pytest.raises(ValueError):
+        TransformerConfig(vocab_size=5, d_model=8, n_layers=1, n_heads=2, d_mlp=4, norm="ln")
+
+
+def test_too_long_input_is_a_clear_error():
+    cfg = TransformerConfig(vocab_size=5, d_model=8, n_layers=1, n_heads=2, d_mlp=4, max_len=4)
+    with pytest.raises(ValueError, match="max_len"):
+        Transformer(cfg)(torch.zeros(1, 5, dtype=torch.long))
