@@ -240,8 +240,8 @@ def tm(machine_name: str | None, machine_file: str | None, input_text: str, list
 
 def _check_tm(TM, machine, max_len: int, as_json: bool) -> None:
     """``run tm --check-up-to``: every input up to ``max_len``, compiled vs direct vs spec."""
-    if not 0 <= max_len <= 14:
-        raise click.BadParameter("must be in 0..14", param_hint="--check-up-to")
+    if not 0 <= max_len <= 12:
+        raise click.BadParameter("must be in 0..12", param_hint="--check-up-to")
     from rnngap.constructions.turing_machines import SPECS
     from tqdm import tqdm
 

@@ -14,7 +14,8 @@ from rnngap.commands._common import dump_json, fail
 
 METHODS: dict[str, str] = {"rnn-rag": "rnngap.verify.istree_rag:verify_rnn_rag"}
 """method -> "module:callable"; the callable takes (n, orders=, samples=, seed=, progress=,
-jobs=) and returns a dict with the keys listed in ``istree --help``."""
+jobs=), returns a dict with the keys listed in ``istree --help``, and raises ValueError (shown
+as a usage error) for a plan it refuses before doing any work."""
 
 
 def _load(method: str):
@@ -28,17 +29,19 @@ def _load(method: str):
               "queries a regex retriever and writes the official retrieval-format CoT).")
 @click.option("--n", "n", type=int, required=True, help="Number of vertices (>= 2).")
 @click.option("--orders", type=click.Choice(["auto", "all", "one"]), default="auto",
-              show_default=True, help="Prompt orders per edge set: all (n=6: 360,360 inputs, "
-              "minutes), one (sorted), auto (all when <= 100,000 inputs, i.e. n <= 5; else "
-              "sorted + reversed).  Edge sets are enumerated up to 60,000 of them (n <= 7).")
-@click.option("--samples", type=int, default=100, show_default=True,
-              help="Graphs sampled from EACH official family (binary, random), n >= 4.")
+              show_default=True, help="Prompt orders per edge set: all (n=6: 360,360 "
+              "inputs, about 5 CPU-minutes), one (sorted), auto (all when <= 100,000 inputs, "
+              "i.e. n <= 5; else sorted + reversed).  Edge sets are enumerated up to 60,000 of "
+              "them (n <= 7).")
+@click.option("--samples", type=int, default=None,
+              help="Graphs sampled from EACH official family (binary, random), n >= 4 "
+              "[default: 100 for n <= 256, else 20 (about 1 s per graph at n = 1024)].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON: task, method, n, "
               "verified, enumerated, inputs_checked, failures, peak_state_bits, "
               "max_cot_tokens, retrievals, seconds (and a few extra keys).")
-def istree(method: str, n: int, orders: str, samples: int, seed: int, jobs: int,
+def istree(method: str, n: int, orders: str, samples: int | None, seed: int, jobs: int,
            as_json: bool) -> None:
     """Verify an IsTree method: every transcript parsed token for token, verdict vs networkx.
 
@@ -52,6 +55,8 @@ def istree(method: str, n: int, orders: str, samples: int, seed: int, jobs: int,
         raise click.BadParameter(f"must be >= 2, got {n}", param_hint="--n")
     if n > 1 << 16:
         raise click.BadParameter(f"must be <= 65536, got {n}", param_hint="--n")
+    if samples is None:
+        samples = 100 if n <= 256 else 20
     if samples < 0:
         raise click.BadParameter("must be >= 0", param_hint="--samples")
     if seed < 0:
@@ -63,7 +68,11 @@ def istree(method: str, n: int, orders: str, samples: int, seed: int, jobs: int,
     run = _load(method)
     with tqdm(desc=f"istree {method} n={n}", unit="graph", file=sys.stderr,
               disable=None, leave=False) as bar:
-        out = run(n, orders=orders, samples=samples, seed=seed, progress=bar.update, jobs=jobs)
+        try:  # a method refuses infeasible plans with ValueError before doing any work
+            out = run(n, orders=orders, samples=samples, seed=seed, progress=bar.update,
+                      jobs=jobs)
+        except ValueError as err:
+            raise click.UsageError(str(err)) from None
     if as_json:
         dump_json(out)
     else:

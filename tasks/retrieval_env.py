@@ -45,6 +45,30 @@ from rnngap.tasks import istree as T
 
 logger = logging.getLogger(__name__)
 
+_CACHE: dict[tuple[str, int], object] = {}
+"""Compiled patterns shared by all environments (FIFO-bounded by ``Limits.cache_size``)."""
+
+_NAMES: dict[int, tuple[Sequence[str], list[bytes]]] = {}
+
+
+def _encoded_names(names: Sequence[str]) -> list[bytes]:
+    """Validate and encode a vocabulary once per list object (vocabularies can be large)."""
+    hit = _NAMES.get(id(names))
+    if hit is not None and hit[0] is names:
+        return hit[1]
+    if len(set(names)) != len(names):
+        raise ValueError("token names must be distinct")
+    for nm in names:
+        if not nm or not nm.isascii() or any(c.isspace() for c in nm):
+            raise ValueError(f"bad token name {nm!r}: need non-empty ASCII, no whitespace")
+    out = [nm.encode() for nm in names]
+    if isinstance(names, list):  # only lists are cached (kept alive by the cache entry)
+        if len(_NAMES) > 256:
+            _NAMES.clear()
+        _NAMES[id(names)] = (names, out)
+    return out
+
+
 Dialect = Callable[[Sequence[int]], str]
 """Query tokens -> regex pattern; raises ``ValueError`` (with the reason) for a bad query."""
 
@@ -82,19 +106,13 @@ class RetrievalEnv:
 
     def __init__(self, names: Sequence[str], failed: int, dialect: Dialect | None = None,
                  limits: Limits = Limits()):
-        if len(set(names)) != len(names):
-            raise ValueError("token names must be distinct")
-        for nm in names:
-            if not nm or not nm.isascii() or any(c.isspace() for c in nm):
-                raise ValueError(f"bad token name {nm!r}: need non-empty ASCII, no whitespace")
-        self._names = [nm.encode() for nm in names]
+        self._names = _encoded_names(names)
         self._failed = failed
         self._dialect = dialect
         self.limits = limits
         self.tokens: list[int] = []
         self._text = bytearray(b" ")
         self._starts: list[int] = []
-        self._cache: dict[str, object] = {}
         self.log: list[str] = []
         self.searches = 0
         self.failures = 0
@@ -112,6 +130,11 @@ class RetrievalEnv:
             self.append(int(t))
 
     @property
+    def failed_token(self) -> int:
+        """The token appended when a retrieval fails."""
+        return self._failed
+
+    @property
     def text(self) -> str:
         """The rendering the patterns are matched against."""
         return self._text.decode()
@@ -124,15 +147,16 @@ class RetrievalEnv:
         return Result(self._failed, False, reason, pattern)
 
     def _compile(self, pattern: str) -> object:
-        prog = self._cache.get(pattern)
+        key = (pattern, self.limits.max_mem)
+        prog = _CACHE.get(key)
         if prog is None:
             opts = re2.Options()
             opts.max_mem = self.limits.max_mem
             opts.log_errors = False
             prog = re2.compile(pattern.encode(), opts)
-            if len(self._cache) >= self.limits.cache_size:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[pattern] = prog
+            if len(_CACHE) >= self.limits.cache_size:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = prog
         return prog
 
     def search(self, pattern: str) -> Result:

@@ -12,6 +12,11 @@ two orders (sorted and reversed); beyond ``EDGESET_LIMIT`` edge sets nothing is 
 In every case ``samples`` graphs from each official family ("binary", "random"; correct
 samplers) and the adversarial families are checked too.  ``verified`` is True only when every
 edge set was enumerated and nothing failed; the ``enumerated`` sentence says what was covered.
+
+Verdict keys: task, method, n, verified, passed, exhaustive, enumerated, inputs_checked,
+failures (count), failure_examples (up to 10), peak_state_bits (largest bits in use in any
+run), declared_state_bits (the machine's memory M), max_cot_tokens and retrievals (largest per
+transcript), seconds, planned_enumeration (inputs the enumeration part planned).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from rnngap.constructions.rnn_rag import IsTreeRAG, run_istree
 from rnngap.tasks import istree as T
 
 ORDER_LIMIT = 100_000
+ALL_LIMIT = 2_000_000
 EDGESET_LIMIT = 60_000
 
 
@@ -60,13 +66,20 @@ def _orders_of(edges: np.ndarray, mode: str) -> Iterator[np.ndarray]:
 
 def _plan(n: int, orders: str) -> tuple[str | None, int, str]:
     """(order mode or None, planned inputs, words) for the enumeration part."""
-    sets = T.count_edge_sets(n)
     if orders not in ("auto", "all", "one"):
         raise ValueError("orders must be auto, all or one")
-    if sets > EDGESET_LIMIT and orders != "all":
-        return None, 0, f"no enumeration ({sets} edge sets is too many)"
+    pairs = n * (n - 1) // 2
+    log10_sets = (math.lgamma(pairs + 1) - math.lgamma(n) - math.lgamma(pairs - n + 2)) \
+        / math.log(10)
+    if log10_sets > 8 or T.count_edge_sets(n) > EDGESET_LIMIT:
+        return None, 0, (f"no enumeration (C({pairs}, {n - 1}) ~ 10^{log10_sets:.0f} edge sets "
+                         f"is too many)")
+    sets = T.count_edge_sets(n)
     per = math.factorial(n - 1)
     head = f"all {sets} edge sets of n-1={n - 1} distinct non-loop edges"
+    if orders == "all" and sets * per > ALL_LIMIT:
+        raise ValueError(f"all orders means {sets * per} inputs at n={n} (limit {ALL_LIMIT}); "
+                         f"use --orders auto or one")
     if orders == "all" or (orders == "auto" and sets * per <= ORDER_LIMIT):
         return "all", sets * per, f"{head} x all {per} prompt orders"
     if orders == "one":
@@ -75,9 +88,9 @@ def _plan(n: int, orders: str) -> tuple[str | None, int, str]:
                              f"(not all {per} orders)")
 
 
-def _check_chunk(args: tuple[int, str, list[np.ndarray]]) -> dict:
+def _check_chunk(args: tuple[int, str, list[np.ndarray], str]) -> dict:
     """Worker: check every order (per ``mode``) of the given edge sets."""
-    n, mode, sets = args
+    n, mode, sets, where = args
     out = {"checked": 0, "peak": 0, "cot": 0, "ret": 0, "failures": []}
     for edges in sets:
         for e in _orders_of(edges, mode):
@@ -86,7 +99,7 @@ def _check_chunk(args: tuple[int, str, list[np.ndarray]]) -> dict:
             for k in ("peak", "cot", "ret"):
                 out[k] = max(out[k], st[k])
             if why:
-                out["failures"].append({"where": "enumeration", "edges": e.tolist(),
+                out["failures"].append({"where": where, "edges": e.tolist(),
                                         "reason": why})
     return out
 
@@ -110,13 +123,14 @@ def verify_rnn_rag(n: int, orders: str = "auto", samples: int = 100, seed: int =
     """
     t0 = time.perf_counter()
     mode, total, words = _plan(n, orders)
-    chunks: list[tuple[int, str, list[np.ndarray]]] = []
+    chunks: list[tuple[int, str, list[np.ndarray], str]] = []
     if mode is not None:
         sets = list(T.enumerate_edge_sets(n))
         step = max(1, min(64, len(sets) // (4 * max(1, jobs)) or 1))
-        chunks = [(n, mode, sets[i:i + step]) for i in range(0, len(sets), step)]
+        chunks = [(n, mode, sets[i:i + step], "enumeration")
+                  for i in range(0, len(sets), step)]
     extra = [(w, e) for w, e in _extra(n, samples, seed)]
-    chunks += [(n, "one", [e]) for _, e in extra]
+    chunks += [(n, "one", [e], w) for w, e in extra]
     agg = {"checked": 0, "peak": 0, "cot": 0, "ret": 0, "failures": []}
 
     def merge(part: dict) -> None:
