@@ -42,7 +42,20 @@ def make_task(name: str, n: int, alphabet: int | None, c: int | None, exact: boo
         raise click.UsageError(f"{name}: {e}") from None
 
 
-def verifier(name: str) -> Callable[..., dict]:
+#: the hybrid (linear RNN + ONE attention layer, Definition 5.5) verifier, for every task
+HYBRID_VERIFIER = ("rnngap.verify.hybrid", "verify_hybrid")
+
+
+def verifier(name: str, model: str = "transformer") -> Callable[..., dict]:
+    if model == "hybrid":
+        module, fn = HYBRID_VERIFIER
+        try:
+            f = getattr(importlib.import_module(module), fn)
+        except ModuleNotFoundError as e:
+            if e.name == module:
+                raise click.ClickException("the hybrid constructions are not built yet") from None
+            raise
+        return lambda task, **kw: f(name, task, **kw)
     module, fn = VERIFIERS[name]
     try:
         return getattr(importlib.import_module(module), fn)
@@ -53,9 +66,9 @@ def verifier(name: str) -> Callable[..., dict]:
 
 
 def run_one(name: str, task, precision: int | None, search: bool, samples: int,
-            seed: int) -> dict:
+            seed: int, model: str = "transformer") -> dict:
     """Verify one task (optionally searching the least verifying precision)."""
-    fn = verifier(name)
+    fn = verifier(name, model)
     if precision is not None and not 2 <= precision <= MAX_P:
         raise click.BadParameter(f"must be in [2, {MAX_P}] (emulated in float64)",
                                  param_hint="--precision")
@@ -146,6 +159,10 @@ def task_options(f):
     f = click.option("--precision", type=int, help="Verify at this many mantissa bits "
                      "(default: the construction's claimed p(n)).")(f)
     f = click.option("--alphabet", type=int, help="Data alphabet size k (default n+1).")(f)
+    f = click.option("--model", type=click.Choice(["transformer", "hybrid"]),
+                     default="transformer", show_default=True,
+                     help="Which construction: the Transformer (Thm 4.6) or the hybrid linear "
+                          "RNN + one attention layer (Def 5.5, Thm 5.6).")(f)
     f = click.option("--n", "n", required=True, type=click.IntRange(min=1, max=MAX_N),
                      help="Number of data tokens.")(f)
     return f
@@ -184,10 +201,10 @@ def maybe_plot(path: str | None, names: list[str], n_max: int, verdicts: list[di
 
 
 def _command(name: str, extra: Callable | None = None):
-    def cmd(n, alphabet, precision, search_precision, as_json, plot, samples, seed,
+    def cmd(n, alphabet, model, precision, search_precision, as_json, plot, samples, seed,
             c=None, exact=False):
         task = make_task(name, n, alphabet, c, exact)
-        v = run_one(name, task, precision, search_precision, samples, seed)
+        v = run_one(name, task, precision, search_precision, samples, seed, model)
         maybe_plot(plot, [name], n, [v])
         finish([v], as_json, single=True)
     cmd.__name__ = name
@@ -226,12 +243,14 @@ counting = _command("counting", _exact_option)
 @click.option("--plot", type=click.Path(dir_okay=False), help="Precision-vs-n PNG.")
 @click.option("--samples", default=64, show_default=True, type=click.IntRange(0))
 @click.option("--seed", default=0, show_default=True, type=int)
-def verify_all(n, c, precision, as_json, plot, samples, seed):
+@click.option("--model", type=click.Choice(["transformer", "hybrid"]), default="transformer",
+              show_default=True, help="Transformer (Thm 4.6) or hybrid (Def 5.5) constructions.")
+def verify_all(n, c, precision, as_json, plot, samples, seed, model):
     """All four retrieval tasks at length n: one row each; exit 0 only if all verify."""
     verdicts = []
     for name in VERIFIERS:
         task = make_task(name, n, None, c if name == "cgram" else None, False)
-        verdicts.append(run_one(name, task, precision, False, samples, seed))
+        verdicts.append(run_one(name, task, precision, False, samples, seed, model))
     maybe_plot(plot, list(VERIFIERS), n, verdicts)
     finish(verdicts, as_json, single=False)
 
