@@ -4,7 +4,6 @@ constructions for the four retrieval tasks (Theorem 4.6, first half; claim C2)."
 from __future__ import annotations
 
 import importlib
-import math
 import sys
 from collections.abc import Callable
 
@@ -112,10 +111,10 @@ def search_precision(fn, task, verdict: dict, seed: int) -> dict:
 def render(v: dict) -> str:
     """The human-readable verdict."""
     lines = [f"{v['task']}  n={v['n']}  ({v.get('convention', '')})",
-             f"construction: {v['layers']} layer(s), {v['heads']} head(s), width {v['width']}, "
-             f"{v['params']} parameters; scalars {v.get('scalars', {})}",
-             f"precision: p = {v['precision_bits']} mantissa bits (claimed p(n) = "
-             f"{v.get('precision_needed_formula', '?')} = {v.get('precision_claimed', '?')})",
+             (f"construction: {v['layers']} layer(s), {v['heads']} head(s), width {v['width']}, "
+              f"{v['params']} parameters; scalars {v.get('scalars', {})}"),
+             (f"precision: p = {v['precision_bits']} mantissa bits (claimed p(n) = "
+              f"{v.get('precision_needed_formula', '?')} = {v.get('precision_claimed', '?')})"),
              f"enumerated: {v['enumerated']}", "certificates:"]
     for c in v["certificates"]:
         lines.append(f"  [{c['result']}] {c['name']}: {c['statement']}  ({c['method']}, "

@@ -15,7 +15,7 @@ CONSTRUCTIONS = ["index", "ar", "cgram", "counting"]
 def _lens_available() -> bool:
     try:
         from transformer_lens import HookedTransformer  # noqa: F401
-    except Exception:  # ImportError, or a broken install of its heavy dependencies
+    except Exception:  # noqa: BLE001  (ImportError, or a broken install of its dependencies)
         return False
     return True
 

@@ -8,8 +8,8 @@ import torch
 from rnngap.models.arith import Arith
 from rnngap.models.transformer import Transformer, TransformerConfig
 
-CONFIGS = [dict(), dict(norm="rmsnorm", pos="rope", mlp="swiglu", bias=False),
-           dict(pos="none", attn_scale=0.5)]
+CONFIGS = [{}, {"norm": "rmsnorm", "pos": "rope", "mlp": "swiglu", "bias": False},
+           {"pos": "none", "attn_scale": 0.5}]
 
 
 @pytest.mark.parametrize("kw", CONFIGS)

@@ -40,8 +40,14 @@ from rnngap.constructions import index as index_construction
 from rnngap.models.arith import PBitArith, gamma
 from rnngap.tasks.index import IndexTask
 from rnngap.verify import certificates as cert
-from rnngap.verify.interval import (TINY, div_interval, exp_interval, linear_interval,
-                                    reduction, sub_interval)
+from rnngap.verify.interval import (
+    TINY,
+    div_interval,
+    exp_interval,
+    linear_interval,
+    reduction,
+    sub_interval,
+)
 from rnngap.verify.verdict import compact_row, cross_check, side_condition
 
 TAIL_EXPONENT = -800.0      # exp(x) underflows for x < -745.2; we demand x <= -800 in the tail
@@ -315,4 +321,4 @@ def summarize_witness(w: dict | None) -> str:
     return f"witness: input [{w['input']}] expected {w['expected']} got {w['got']}"
 
 
-__all__ = ["verify_index", "summarize_witness", "compact_row"]
+__all__ = ["compact_row", "summarize_witness", "verify_index"]

@@ -1,0 +1,47 @@
+"""``rnngap report --task T [--runs RUN...] --out DIR``: the three views of one task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from rnngap.commands._common import dump_json
+
+
+@click.command()
+@click.option("--task", required=True,
+              type=click.Choice(["index", "ar", "cgram", "counting", "istree"]))
+@click.option("--runs", multiple=True, type=click.Path(file_okay=False),
+              help="Trained run directories (rnngap train --out); repeatable.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Directory for report.png, report.md, report.json.")
+@click.option("--n-min", default=4, show_default=True, type=click.IntRange(2))
+@click.option("--n-max", default=1024, show_default=True, type=click.IntRange(2, 1 << 16))
+@click.option("--samples", default=256, show_default=True, type=click.IntRange(1),
+              help="Test samples per (run, n).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the report data as JSON.")
+def report(task, runs, out, n_min, n_max, samples, seed, as_json):
+    """Construction (verified 100%), bound (accuracy ceiling of any S-bit RNN) and trained
+    models (accuracy by generation) vs n, in one figure and one markdown table.
+
+    Works with no runs: the construction and reference-size ceilings alone.
+    """
+    from rnngap.verify.report import build_report
+
+    if n_min > n_max:
+        raise click.BadParameter("must be <= --n-max", param_hint="--n-min")
+    for r in runs:
+        if not (Path(r) / "config.json").is_file():
+            raise click.BadParameter(f"{r} is not a run directory (no config.json)",
+                                     param_hint="--runs")
+    try:
+        rep = build_report(task, list(runs), out, n_min, n_max, samples, seed)
+    except (ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        dump_json(rep)
+    else:
+        click.echo((Path(out) / "report.md").read_text())
+        click.echo(f"wrote {out}/report.png, report.md, report.json", err=True)
