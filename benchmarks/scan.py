@@ -4,7 +4,7 @@ Runs one Mamba stack with ``scan="loop"`` and with ``scan="chunked"`` (several c
 the same weights and inputs, checks that the outputs agree, and prints milliseconds per
 forward+backward and the ratio to ``loop`` (the baseline, measured in the same process).
 
-    python -m rnngap.benchmarks.scan --batch 32 --length 128 --d-model 64 --layers 2
+    python benchmarks/scan.py --batch 32 --length 128 --d-model 64 --layers 2
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import time
 
 import torch
+
 from rnngap.models.mamba import MambaConfig, MambaStack
 
 

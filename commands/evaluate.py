@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+
 from rnngap.commands._common import dump_json, fail
 
 

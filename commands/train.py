@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from click.core import ParameterSource
+
 from rnngap.commands._common import dump_json, fail
 
 TASKS = ("istree", "index", "ar", "cgram", "counting")
@@ -57,7 +58,8 @@ _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
 
 @click.command(context_settings={"show_default": True})
 @click.option("--task", type=click.Choice(TASKS), default="istree", help="What to learn.")
-@click.option("--n", type=int, default=16, help="Task size (IsTree: number of vertices).")
+@click.option("--n", "--task-n", "n", type=int, default=16,
+              help="Task size (IsTree: number of vertices). --task-n is an alias for torchrun.")
 @click.option("--format", "fmt", default="plain",
               help="IsTree: plain | cot | retrieval. Retrieval tasks: plain.")
 @click.option("--family", default="binary", help="IsTree graph family: binary | random.")
@@ -102,7 +104,8 @@ def train(ctx: click.Context, **o) -> None:
     \b
     Writes RUN_DIR/config.json, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoint.safetensors.
     Ctrl-C saves a checkpoint and exits (code 130); --resume continues bit-identically on CPU.
-    Multi-GPU: torchrun --nproc_per_node K $(which rnngap) train ...
+    Data parallel: torchrun --nproc_per_node K -m rnngap.cli train --task-n 16 ...
+    (use the alias --task-n there: torchrun takes --n as an abbreviation of its own options)
     Example: rnngap train --task istree --n 16 --format cot --arch mamba --size 0.5m --out runs/a
     """
     for name in ("n", "steps", "batch_size", "log_every", "eval_every", "eval_batches",
@@ -117,6 +120,7 @@ def train(ctx: click.Context, **o) -> None:
     if not o["resume"] and not o["out"]:
         raise click.UsageError("--out RUN_DIR is required (or --resume RUN_DIR)")
     import torch
+
     from rnngap.learned.checkpoint import CheckpointError, read_run_config
     from rnngap.learned.train import run_config
     from rnngap.learned.train import train as do_train
@@ -132,6 +136,8 @@ def train(ctx: click.Context, **o) -> None:
                         and ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
             if explicit:
                 m2, d2, t2 = _build(_merge(stored, o, explicit), model.vocab_size)
+                if not {"arch", "size", "config", "scan", "attn_position"} & set(explicit):
+                    m2 = model  # model untouched (it may come from an official JSON file)
                 if run_config(m2, d2, t2) != stored:
                     opts = ", ".join("--" + k.replace("_", "-") for k in explicit)
                     raise click.UsageError(f"--resume with changed hyperparameters ({opts}); "
@@ -151,8 +157,9 @@ def train(ctx: click.Context, **o) -> None:
         dump_json(summary)
     else:
         state = "interrupted, checkpoint saved" if summary["interrupted"] else "done"
-        click.echo(f"{state}: step {summary['step']}/{summary['steps']}, "
-                   f"loss {summary.get('loss', float('nan')):.4f}, run {summary['run']}")
+        loss = f"loss {summary['loss']:.4f}" if "loss" in summary else "no steps left to run"
+        click.echo(f"{state}: step {summary['step']}/{summary['steps']}, {loss}, "
+                   f"run {summary['run']}")
     if summary["interrupted"]:
         ctx.exit(130)
 

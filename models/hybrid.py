@@ -19,9 +19,10 @@ State between tokens: the Mamba layers' fixed-size states plus the attention lay
 
 from __future__ import annotations
 
+from torch import Tensor, nn
+
 from rnngap.models.mamba import MambaBlock, MambaConfig
 from rnngap.models.transformer import Block, TransformerConfig
-from torch import Tensor, nn
 
 
 class HybridBackbone(nn.Module):

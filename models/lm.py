@@ -26,10 +26,11 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 import torch
+from torch import Tensor, nn
+
 from rnngap.models.hybrid import HybridBackbone
 from rnngap.models.mamba import MambaConfig, MambaStack
 from rnngap.models.transformer import Transformer, TransformerConfig
-from torch import Tensor, nn
 
 ARCHS = ("transformer", "mamba", "hybrid")
 

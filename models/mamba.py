@@ -131,7 +131,7 @@ def scan_chunked(logA: Tensor, dBx: Tensor, chunk: int = 16,
 def _cuda_scan_available() -> bool:
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # noqa: F401
-    except Exception:  # ImportError, or the CUDA extension failing to load
+    except Exception:  # noqa: BLE001 -- ImportError, or the CUDA extension failing to load
         return False
     return True
 
@@ -170,7 +170,7 @@ class MambaMixer(nn.Module):
     def forward(self, u: Tensor, state: dict | None = None) -> Tensor:
         """u (B, T, d_model) -> (B, T, d_model). If ``state`` is a dict it receives the final
         recurrent state (keys ``conv``, ``ssm``) so decoding can continue with :meth:`step`."""
-        Bsz, T, _ = u.shape
+        _Bsz, T, _ = u.shape
         x, z = self.in_proj(u).chunk(2, dim=-1)
         xc = x.transpose(1, 2)                                        # (B, di, T)
         if state is not None:

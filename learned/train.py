@@ -1,0 +1,284 @@
+"""Training loop: AdamW, linear warmup + cosine decay, gradient clipping, checkpoints, resume, DDP.
+
+Objective: next-token cross-entropy averaged over supervised target positions only,
+
+    L = sum_{b,t} mask[b,t] * CE(logits[b,t], tokens[b,t+1]) / sum mask,
+
+(retrieved tokens are never in the mask; see ``learned/data.py``).
+Learning rate at step s (1-based) with peak lr, W warmup steps, S total steps, floor r:
+    lr(s) = lr * s / W                                        for s <= W
+    lr(s) = lr * (r + (1 - r) * (1 + cos(pi * (s - W) / (S - W))) / 2)   otherwise.
+The schedule is a pure function of the step, so resuming needs no scheduler state.
+
+Determinism: batch i is a pure function of (seed, i) (``learned/data.py``); weights are
+initialised from ``torch.manual_seed(seed)``; a checkpoint stores weights, AdamW moments and the
+torch RNG; so on CPU a resumed run performs bit-identically the same float operations as an
+uninterrupted one (``tests/test_train.py`` checks the final weights are equal).
+
+Data parallel: under ``torchrun`` (WORLD_SIZE > 1) each process r of w trains on batches
+i * w + r with ``batch_size`` samples each (the global batch is w * batch_size), gradients are
+averaged by DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0 writes all files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Self
+
+import torch
+import torch.nn.functional as F
+
+from rnngap.learned import checkpoint as ck
+from rnngap.learned.data import TRAIN, VALID, DataSpec, make_batch, to_training
+from rnngap.models.lm import LM, LMConfig
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation hyper-parameters (JSON-serializable)."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 3e-4
+    warmup: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float = 1.0
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 200
+    eval_batches: int = 2
+    ckpt_every: int = 200
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "eval_every", "eval_batches",
+                     "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup < 0 or self.seed < 0 or not self.lr > 0:
+            raise ValueError("warmup and seed must be >= 0 and lr > 0")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown train config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def lr_at(step: int, tc: TrainConfig) -> float:
+    """The learning rate used for optimizer step ``step`` (1-based); see the module docstring."""
+    if tc.warmup and step <= tc.warmup:
+        return tc.lr * step / tc.warmup
+    span = max(1, tc.steps - tc.warmup)
+    frac = min(1.0, (step - tc.warmup) / span)
+    return tc.lr * (tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean CE over masked positions, #correct masked argmaxes, per-sample all-correct)."""
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                         reduction="none").view_as(targets)
+    m = mask.to(ce.dtype)
+    loss = (ce * m).sum() / m.sum().clamp(min=1)
+    hit = (logits.argmax(-1) == targets)
+    return loss, (hit & mask).sum(), (hit | ~mask).all(-1)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _dist() -> tuple[int, int]:
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+@torch.no_grad()
+def teacher_forced_eval(lm: LM, spec: DataSpec, tc: TrainConfig, device: torch.device,
+                        batches: int, stream: int = VALID) -> dict[str, float]:
+    """Teacher-forced metrics on held-out batches: loss, token accuracy on supervised targets,
+    and the official val.py metric (a sample counts when EVERY supervised token is argmax-correct
+    given the true prefix -- retrieved tokens included in the prefix, never predicted)."""
+    lm.eval()
+    tot_loss = tot_tok = hits = ok = samples = 0.0
+    for i in range(batches):
+        x, y, m = (t.to(device) for t in to_training(make_batch(spec, tc.batch_size, tc.seed,
+                                                                   i, stream)))
+        loss, h, allok = masked_loss(lm(x), y, m)
+        tot_loss += float(loss) * float(m.sum())
+        tot_tok += float(m.sum())
+        hits += float(h)
+        ok += float(allok.sum())
+        samples += x.shape[0]
+    lm.train()
+    return {"loss": tot_loss / max(tot_tok, 1), "token_acc": hits / max(tot_tok, 1),
+            "sample_acc_teacher_forced": ok / samples}
+
+
+class _Stop:
+    """SIGINT/SIGTERM set a flag; the loop saves a checkpoint after the current step and stops."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> Self:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, h in self._old.items():
+            signal.signal(sig, h)
+
+
+def run_config(model: LMConfig, data: DataSpec, tc: TrainConfig) -> dict:
+    return {"model": model.to_dict(), "data": data.to_dict(), "train": asdict(tc)}
+
+
+def train(run: str | Path, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig, *,
+          resume: bool = False, device: str = "auto", progress: bool = True,
+          stop_after: int | None = None) -> dict:
+    """Train (or resume) a run in directory ``run``; returns a summary dict.
+
+    ``stop_after``: behave as if interrupted after that many total steps (tests use it to
+    simulate Ctrl-C at a known step). Raises ``ck.CheckpointError`` for unusable run dirs.
+    """
+    run = Path(run)
+    rank, world = _dist()
+    dev = pick_device(device)
+    if world > 1:
+        import torch.distributed as dist
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        if dev.type == "cuda":
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(dev)
+    cfg = run_config(model_cfg, data, tc)
+    if resume:
+        stored = ck.read_run_config(run)
+        if stored != cfg:
+            diff = sorted(f"{sec}.{k}" for sec in cfg for k in set(cfg[sec]) | set(stored[sec])
+                          if cfg[sec].get(k) != stored[sec].get(k))
+            raise ck.CheckpointError(f"--resume with changed settings: {', '.join(diff)}")
+        tensors, meta = ck.read_checkpoint(run)
+        if meta.get("config_digest") != ck.config_digest(cfg):
+            raise ck.CheckpointError("checkpoint was written for a different config.json")
+    else:
+        if (run / ck.CKPT).exists() or (run / ck.CONFIG).exists():
+            raise ck.CheckpointError(f"{run} already holds a run; use --resume or a new --out")
+        if world > 1:  # every rank has checked before rank 0 creates the run
+            import torch.distributed as dist
+            dist.barrier()
+        if rank == 0:
+            run.mkdir(parents=True, exist_ok=True)
+            ck.atomic_write_json(run / ck.CONFIG, cfg)
+    torch.manual_seed(tc.seed)
+    lm = LM(model_cfg).to(dev)
+    params = [p for p in lm.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=tc.lr, betas=(tc.beta1, tc.beta2), foreach=False)
+    step = 0
+    if resume:
+        ck.load_model_weights(lm, tensors)
+        ck.load_optimizer(opt, tensors, meta)
+        torch.set_rng_state(tensors["rng.torch"])
+        step = int(meta["step"])
+        if rank == 0:
+            ck.truncate_metrics(run, step)
+    model = lm
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        model = DDP(lm, device_ids=[dev.index] if dev.type == "cuda" else None)
+    log = open(run / ck.METRICS, "a") if rank == 0 else None  # noqa: SIM115 (closed below)
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+        bar = tqdm(total=tc.steps, initial=step, desc=f"train {model_cfg.arch}", unit="step",
+                   dynamic_ncols=True)
+    t0, seen, interrupted = time.perf_counter(), 0, False
+    acc_hits = acc_tok = 0.0
+    last: dict[str, float] = {}
+
+    def emit(rec: dict) -> None:
+        if log is not None:
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+
+    def save() -> None:
+        if rank == 0:
+            ck.save_checkpoint(run, lm, opt, step, cfg, {"device": str(dev), "world": world})
+
+    lm.train()
+    with _Stop() as stop:
+        while step < tc.steps:
+            x, y, m = (t.to(dev) for t in to_training(
+                make_batch(data, tc.batch_size, tc.seed, step * world + rank, TRAIN)))
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step + 1, tc)
+            loss, hits, _ = masked_loss(model(x), y, m)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+            opt.step()
+            step += 1
+            seen += x.shape[0] * world
+            acc_hits += float(hits)
+            acc_tok += float(m.sum())
+            last = {"loss": float(loss.detach()), "grad_norm": float(gnorm)}
+            if step % tc.log_every == 0 or step == tc.steps:
+                el = time.perf_counter() - t0
+                emit({"step": step, "kind": "train", **last, "lr": opt.param_groups[0]["lr"],
+                      "token_acc": acc_hits / max(acc_tok, 1), "samples_per_s": seen / el})
+                if bar is not None:
+                    bar.set_postfix(loss=f"{last['loss']:.3f}",
+                                    acc=f"{acc_hits / max(acc_tok, 1):.3f}",
+                                    sps=f"{seen / el:.0f}")
+                acc_hits = acc_tok = 0.0
+            if bar is not None:
+                bar.update(1)
+            if rank == 0 and (step % tc.eval_every == 0 or step == tc.steps):
+                ev = teacher_forced_eval(lm, data, tc, dev, tc.eval_batches)
+                emit({"step": step, "kind": "eval", **ev})
+            if step % tc.ckpt_every == 0 or step == tc.steps:
+                save()
+            want_stop = stop.requested or (stop_after is not None and step >= stop_after)
+            if world > 1:  # stop on the same step on every rank (else DDP would hang)
+                import torch.distributed as dist
+                flag = torch.tensor([float(want_stop)], device=dev)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                want_stop = bool(flag.item())
+            if want_stop:
+                interrupted = step < tc.steps
+                save()
+                break
+    if bar is not None:
+        bar.close()
+    if log is not None:
+        log.close()
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()  # rank 0 has written the final checkpoint before anyone leaves
+        dist.destroy_process_group()
+    return {"run": str(run), "rank": rank, "step": step, "steps": tc.steps, "interrupted": interrupted,
+            "trainable": lm.trainable_parameters(), "device": str(dev), "world": world, **last}
