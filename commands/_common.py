@@ -29,9 +29,21 @@ def _default(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def _finite(obj: Any) -> Any:
+    """Replace non-finite floats (not valid JSON) by the strings "inf", "-inf", "nan"."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def dump_json(obj: Any) -> None:
-    """Print ``obj`` as indented JSON on stdout (numpy arrays and dataclasses allowed)."""
-    click.echo(json.dumps(obj, indent=2, default=_default, allow_nan=False))
+    """Print ``obj`` as indented JSON on stdout (numpy arrays and dataclasses allowed;
+    non-finite floats become strings, so the output is always valid JSON)."""
+    click.echo(json.dumps(_finite(obj), indent=2, default=_default, allow_nan=False))
 
 
 def fail(message: str, code: int = 1) -> None:

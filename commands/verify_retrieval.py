@@ -128,6 +128,11 @@ def render(v: dict) -> str:
                      f"inputs, {ch['failures']} wrong")
     lines.append(f"min target attention {v['min_target_attention']:.12g}; min logit margin "
                  f"{v['min_logit_margin']:.6g}")
+    if "recurrent_state_bits" in v:
+        lines.append(f"recurrent state: {v.get('recurrent_state_scalars', '?')} scalars = "
+                     f"{v['recurrent_state_bits']} bits at p; any pure RNN needs >= "
+                     f"{v.get('lower_bound_bits', '?')} bits here (rnngap bound): the attention "
+                     "layer carries the information")
     if "precision_search" in v:
         s = v["precision_search"]
         lines.append(f"least verifying precision: {s.get('least_verifying')} bits ({s['note']})")
@@ -178,6 +183,9 @@ def finish(verdicts: list[dict], as_json: bool, single: bool) -> None:
                  "params": v["params"], "min_attn": f"{v['min_target_attention']:.6g}",
                  "margin": f"{v['min_logit_margin']:.4g}",
                  "verdict": "VERIFIED" if v["verified"] else "FAILED", "s": v["seconds"]}
+                | ({"state_bits": v["recurrent_state_bits"],
+                    "rnn_bound_bits": _bits(v.get("lower_bound_bits"))}
+                   if "recurrent_state_bits" in v else {})
                 for v in verdicts]
         click.echo(table(rows, list(rows[0])))
         for v in verdicts:
@@ -187,6 +195,10 @@ def finish(verdicts: list[dict], as_json: bool, single: bool) -> None:
     if failed:
         click.echo(f"Error: not verified: {failed[0]['task']}: {failed[0]['failure']}", err=True)
         sys.exit(1)
+
+
+def _bits(x) -> str:
+    return "?" if x is None else (f"{x:.1f}" if isinstance(x, float) else str(x))
 
 
 def maybe_plot(path: str | None, names: list[str], n_max: int, verdicts: list[dict]) -> None:
