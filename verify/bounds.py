@@ -26,7 +26,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+
+from rnngap.verify.bounds_istree import (  # noqa: F401  (re-exported)
+    istree_classes,
+    istree_lower_log2,
+    stirling2_row,
+)
 
 TASKS = ("index", "ar", "cgram", "counting", "counting-exact", "istree")
 ORDERS = ("query-last", "query-first", "stream")
@@ -75,9 +80,24 @@ class Count:
         return d
 
 
+MAX_DECIMAL_BITS = 200_000  # beyond this an integer is shown as 2^log2 (about 60k digits)
+
+
 def big(x: int) -> int | str:
-    """JSON-safe integer: a decimal string beyond 2**53 (exact in every JSON reader)."""
-    return x if abs(x) < 2**53 else str(x)
+    """JSON-safe integer: a decimal string beyond 2**53 (exact in every JSON reader); beyond
+    MAX_DECIMAL_BITS bits, ``"2^<log2>"`` with six decimals (the decimal would be unreadable)."""
+    if abs(x) < 2**53:
+        return x
+    if x.bit_length() > MAX_DECIMAL_BITS:
+        return f"2^{math.log2(x):.6f}"
+    import sys
+
+    old = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        return str(x)
+    finally:
+        sys.set_int_max_str_digits(old)
 
 
 def _alphabet(n: int, alphabet: int | None) -> int:
@@ -114,8 +134,10 @@ def ar_count(n: int, alphabet: int | None = None, order: str = "query-last") -> 
     query-last: the data determines a map from an m-set of keys to values; P = k^m (fix the key
     set, vary the values: pairwise told apart). No larger fooling set exists: for a uniformly
     random F: [k] -> [k], a fooling set contains at most one restriction of F, and each map is a
-    restriction with probability k^-m. Distinct rows are C(k, m) k^m (the key set changes which
-    queries are valid, not what must be remembered). Exact.
+    restriction with probability k^-m. Other cuts are smaller: after j pairs the same argument
+    gives k^j; after j pairs and a pending key a, prefixes restricting F with pending key g (g
+    uniform) are pairwise compatible, so at most k^(j+1). Distinct rows are C(k, m) k^m (the key
+    set changes which queries are valid, not what must be remembered). Exact.
     query-first: between k (the query alone, m >= 2) and 2k + 1 (remember q; then "found, value
     v"; plus "next token is the answer"): Theta(log n) bits, bounds only.
     """
@@ -146,7 +168,7 @@ def cgram_family(n: int, c: int, k: int) -> tuple[int, int]:
     m = n // c
     if m == 0:
         return 1, 0
-    a = max(1, int(round(m ** (1.0 / (c - 1)))))
+    a = max(1, round(m ** (1.0 / (c - 1))))
     while a > 1 and (a - 1) ** (c - 1) >= m:
         a -= 1
     while a ** (c - 1) < m:
@@ -158,9 +180,13 @@ def cgram_count(n: int, c: int = 2, alphabet: int | None = None, order: str = "q
                 ) -> Count:
     """c-gram retrieval (Def 4.4), last-occurrence convention.
 
-    query-last: a LOWER bound from the explicit fooling family of :func:`cgram_family`; the exact
-    maximum is not derived (brute force at tiny n shows it is larger). Grows like (n/c) log2 n
-    with the default alphabet, so o(n)-bit machines still fail for large n.
+    query-last: a LOWER bound from explicit fooling families; the exact maximum is not derived
+    (brute force at tiny n shows it is larger). :func:`cgram_family` for every c; for c = 2 also
+    the bigrams family: data = filler, then a_1 v_1 .. a_m v_m with keys a_i = i - 1 and v_i any
+    symbol except a_1..a_i (so v_i in B or a later key); the last occurrence of a_l with a
+    successor is its key position (values equal to a_l sit earlier), so query a_i answers v_i,
+    and members differing at i are told apart by a_i: size (k-1)(k-2)..(k-m), m = min(n/2, k-1).
+    Grows like (n/c) log2 n with the default alphabet: o(n)-bit machines fail for large n.
     query-first: at least k^(c-1) classes (the query alone, n >= 2c); a machine keeping the query,
     the last c-1 tokens and the current answer needs at most k^(2c-2) (k+1) states.
     """
@@ -170,6 +196,13 @@ def cgram_count(n: int, c: int = 2, alphabet: int | None = None, order: str = "q
     if order == "query-last":
         a, m = cgram_family(n, c, k)
         size = (k - a) ** m if k > a else 1
+        if c == 2:
+            m2 = min(n // 2, k - 1)
+            size2 = math.perm(k - 1, m2)
+            if size2 >= size:
+                return Count("cgram", order, n, k, max(size2, k), False,
+                             f"fooling family: {m2} bigrams a_i v_i, v_i not among a_1..a_i",
+                             "log2((k-1)!/(k-1-m)!), m = n/2  [lower bound]")
         return Count("cgram", order, n, k, max(size, k), False,
                      f"fooling family: {m} blocks key(c-1)+value, keys over {a} symbols",
                      "(n/c)*log2(k-a)  [lower bound]")
@@ -207,47 +240,21 @@ def counting_count(n: int, alphabet: int | None = None, exact: bool = False,
     raise ValueError(f"Counting has orders query-last, query-first; got {order!r}")
 
 
-@lru_cache(maxsize=64)
-def stirling2_row(n: int) -> tuple[int, ...]:
-    """``(S(n, 0), ..., S(n, n))``: Stirling numbers of the second kind (set partitions)."""
-    row = [1]
-    for i in range(1, n + 1):
-        new = [0] * (i + 1)
-        for b in range(1, i + 1):
-            new[b] = b * (row[b] if b < len(row) else 0) + row[b - 1]
-        row = new
-    return tuple(row)
-
-
-def istree_classes(n: int) -> tuple[int, int]:
-    """``(P, j)``: max over j <= n-3 edges read of S(n, n-j) + [j >= 3], and the best j.
-
-    After j distinct edges a forest leaves a partition of the n vertices into n - j blocks (all
-    S(n, n-j) partitions occur); every prefix with a cycle is one class (answer FALSE whatever
-    follows; needs j >= 3). Forests with the same partition are never told apart, so no fooling
-    set is larger than S(n, n-j) + [j >= 3]; with >= 2 edges still to come one forest per
-    partition plus one cyclic prefix are pairwise told apart (brute force checks this for
-    n <= 6; at j = n-2 the count S(n, 2) + 1 is not reached and is excluded).
-    """
-    if n <= 3:
-        return 1, 0
-    row = stirling2_row(n)
-    return max((row[n - j] + (1 if j >= 3 else 0), j) for j in range(0, n - 2))
-
-
 def istree_count(n: int, order: str = "stream") -> Count:
     """IsTree_n (Thm 4.7): n vertices, n - 1 distinct edges streamed; is it a tree?
 
     The prefix classes are set partitions (Stirling numbers of the second kind) plus the
-    already-has-a-cycle class; log2 of the maximum grows like n log2 n - O(n log log n), matching
-    the Omega(n log n) one-pass bound of Sun and Woodruff (2015). Exact for n <= 6 by brute force.
+    already-has-a-cycle class (proof in :mod:`rnngap.verify.bounds_istree`); log2 of the maximum
+    grows like n log2 n - O(n log log n), matching the Omega(n log n) one-pass bound of Sun and
+    Woodruff (2015). Exact: the maximum fooling set over cuts between edges (brute force agrees
+    for n <= 6). Cuts inside an edge's tokens (``u - v``) can only add classes.
     """
     if order != "stream":
         raise ValueError("IsTree has no query: its only order is 'stream'")
     if n < 2:
         raise ValueError(f"IsTree needs n >= 2, got {n}")
     p, j = istree_classes(n)
-    return Count("istree", order, n, n, p, n <= 6,
+    return Count("istree", order, n, n, p, True,
                  f"vertex partitions left by a forest prefix (+1 cycle class), cut after {j} edges",
                  "log2 max_j [S(n,n-j) + [j>=3]]")
 
@@ -274,21 +281,6 @@ FIRST_MAX_BITS = 4096  # query-first failure lengths (about 2^S) are searched on
 ISTREE_EXACT_MAX = 200  # IsTree counts use exact Stirling numbers up to this n
 
 
-def istree_lower_log2(n: int) -> tuple[float, int]:
-    """A proven lower bound for large n: S(n, b) >= b^(n-b) (put 1..b in separate blocks, the
-    other n - b vertices anywhere), maximized over b in [3, n-3] by ternary search (concave)."""
-    lo, hi = 3, max(3, n - 3)
-    f = lambda b: (n - b) * math.log2(b)  # noqa: E731
-    while hi - lo > 2:
-        a, b = lo + (hi - lo) // 3, hi - (hi - lo) // 3
-        if f(a) < f(b):
-            lo = a + 1
-        else:
-            hi = b
-    best = max(range(lo, hi + 1), key=f)
-    return f(best), best
-
-
 def _log2_big(task: str, n: int, order: str, alphabet: int | None, c: int) -> float | None:
     """Float log2 of P(n) for the formulas whose exact integers get huge; None: use exact."""
     k = n + 1 if alphabet is None else alphabet
@@ -300,25 +292,36 @@ def _log2_big(task: str, n: int, order: str, alphabet: int | None, c: int) -> fl
         return (n // 2) * math.log2(k)
     if task == "cgram":
         a, m = cgram_family(n, c, k)
-        return m * math.log2(k - a) if k - a > 1 and m else None
+        lg = max(m * math.log2(k - a), math.log2(k)) if k - a > 1 and m else None
+        if c == 2 and lg is not None:
+            m2 = min(n // 2, k - 1)
+            lg = max(lg, (math.lgamma(k) - math.lgamma(k - m2)) / math.log(2))
+        return lg
     if task in ("counting", "counting-exact"):
+        terms = min(k - 1, n)  # log2 C(n+k-1, k-1) = sum_i log2((big+i)/i), big = max(n, k-1)
+        if terms <= 100_000:  # a short sum: no cancellation even for astronomically large n
+            top = max(n, k - 1)
+            return math.fsum(math.log2(top + i) - math.log2(i) for i in range(1, terms + 1))
         return (math.lgamma(n + k) - math.lgamma(k) - math.lgamma(n + 1)) / math.log(2)
     return None
 
 
 def exceeds(task: str, n: int, state_bits: int, order: str = "query-last",
             alphabet: int | None = None, c: int = 2) -> bool:
-    """P(n) > 2**S, decided exactly: floats when far from the boundary, integers when close.
-    IsTree beyond ISTREE_EXACT_MAX uses the lower bound of :func:`istree_lower_log2`."""
+    """P(n) > 2**S: doubles when log2 P is farther than 1e-12 S + 1e-6 from S (their relative
+    error is ~1e-15), exact integers otherwise; above BIG_COUNT_BITS bits the doubles decide even
+    inside that margin (the integer would be too large to build). IsTree beyond
+    ISTREE_EXACT_MAX uses the lower bound of :func:`istree_lower_log2`."""
     if task == "istree" and n > ISTREE_EXACT_MAX:
         lg, b = istree_lower_log2(n)
-        if abs(lg - state_bits) > 1e-9 * state_bits + 1e-6:
+        if abs(lg - state_bits) > 1e-12 * state_bits + 1e-6 or lg > BIG_COUNT_BITS:
             return lg > state_bits
-        return b ** (n - b) + 1 > 2**state_bits
+        return (b ** (n - b)).bit_length() > state_bits  # b^(n-b) + 1 > 2^S
     lg = _log2_big(task, n, order, alphabet, c)
-    if lg is not None and abs(lg - state_bits) > 1e-9 * state_bits + 1e-6:
-        return lg > state_bits
-    return count(task, n, order, alphabet, c).prefix_classes > 2**state_bits
+    if lg is not None and (abs(lg - state_bits) > 1e-12 * state_bits + 1e-6
+                           or lg > BIG_COUNT_BITS):
+        return lg > state_bits  # doubles: relative error ~1e-15, far below the margin
+    return (count(task, n, order, alphabet, c).prefix_classes - 1).bit_length() > state_bits
 
 
 def _valid(task: str, n: int, alphabet: int | None, c: int) -> bool:
@@ -346,7 +349,7 @@ def failure_length(task: str, state_bits: int, order: str = "query-last",
                              f"(not searched for S > {FIRST_MAX_BITS})")
     step = 2 if task == "ar" else 1
     start = {"ar": 2, "cgram": c, "istree": 2}.get(task, 1)
-    cap = 2 ** (state_bits + 8)
+    cap = 2 ** (state_bits + 8) if state_bits <= FIRST_MAX_BITS else 2**64
     if task == "ar" and alphabet is not None:
         cap = min(cap, 2 * alphabet)
 
@@ -360,7 +363,7 @@ def failure_length(task: str, state_bits: int, order: str = "query-last",
         return (_least(fails, ISTREE_EXACT_MAX + 1, 1, cap), False,
                 "from the lower bound S(n,b) >= b^(n-b): failure is certain here, maybe earlier")
     found = _least(fails, start, step, cap)
-    return found, True, "exact" if found is not None else "no valid length exceeds 2^S"
+    return found, True, "exact" if found is not None else f"no valid n <= {big(cap)} exceeds 2^S"
 
 
 def _least(pred, start: int, step: int, cap: int) -> int | None:
@@ -379,6 +382,35 @@ def _least(pred, start: int, step: int, cap: int) -> int | None:
         else:
             lo = mid
     return hi
+
+
+BIG_COUNT_BITS = 4_000_000  # count mode expands P(n) exactly only below this many bits
+
+
+def summarize(task: str, n: int, order: str = "query-last", alphabet: int | None = None,
+              c: int = 2) -> dict:
+    """The JSON summary of P(n) for the CLI; for huge P (> BIG_COUNT_BITS bits, or IsTree beyond
+    2000 vertices) it reports log2 P from the closed form without expanding the integer."""
+    lg = _log2_big(task, n, order, alphabet, c)
+    if task == "istree" and n > 2000:
+        lg_lb, b = istree_lower_log2(n)
+        base = istree_count(10)  # for the argument text only
+        return {"task": task, "order": "stream", "n": n, "alphabet": n,
+                "prefix_classes": f">= 2^{lg_lb:.6f}", "exact": False,
+                "bits_needed": math.floor(lg_lb) + 1, "log2_prefix_classes": round(lg_lb, 6),
+                "argument": base.argument.split(",")[0] + f"; lower bound S(n,{b}) >= "
+                f"{b}^(n-{b}) (exact Stirling numbers only up to n = 2000)",
+                "formula": base.formula}
+    if lg is None or lg <= BIG_COUNT_BITS:
+        return count(task, n, order, alphabet, c).to_json()
+    small = count(task, {"ar": 2, "cgram": max(c, 4)}.get(task, 4), order, alphabet, c)
+    frac = lg - math.floor(lg)
+    bits = math.floor(lg) + 1 if 1e-9 < frac < 1 - 1e-9 else None
+    return {"task": task, "order": order, "n": n, "alphabet": n + 1 if alphabet is None
+            else alphabet, "prefix_classes": f"2^{lg:.6f}", "exact": small.exact,
+            "bits_needed": bits, "log2_prefix_classes": round(lg, 6),
+            "argument": small.argument, "formula": small.formula,
+            "note": "P(n) not expanded (too large); log2 from the closed form in floating point"}
 
 
 DEFAULT_ROWS: tuple[tuple[str, str], ...] = (

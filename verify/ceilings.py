@@ -20,7 +20,16 @@ AR (n = 2m): keys any fixed-or-random distinct keys, values uniform on [k]^m ind
 keys, query a uniform key: the same bound with (n, k) -> (m, k), conditioning on the keys.
 c-gram: X uniform on the explicit fooling family of ``rnngap.verify.bounds.cgram_family`` (m
 blocks, values uniform over k - a symbols), query a uniform key: the bound with (m, k - a).
-Counting and IsTree: no ceiling is derived here (returned as None, said so in the output).
+
+Counting (both forms), m = floor(n/2), needs k >= m + 1: a uniform bit vector b in {0,1}^m is
+written as the data "symbol q repeated 1 + b_q times, for q = 0..m-1, then the filler symbol m
+until length n"; the query is a uniform q in [0, m) with t = 1 (threshold form; the exact form
+asks the count, 1 + b_q). The answer is b_q, so this is INDEX on m bits: (m, k=2).
+IsTree, m = floor((n-2)/2) (unused vertices hang off vertex h): vertices h, z, a_i, b_i; the
+data edges are h-a_i for every i, then a_i-b_i if b_i = 1 else z-b_i; the final edge, the
+"query", is h-b_i for a uniform i. It closes a cycle iff b_i = 1, and otherwise joins the two
+components into a tree: again INDEX on m bits. (Binary answers: no 50% level.)
+:func:`counting_embedding` and :func:`istree_embedding` build these inputs; the tests solve them.
 """
 
 from __future__ import annotations
@@ -85,13 +94,44 @@ def _params(task: str, n: int, alphabet: int | None, c: int) -> tuple[int, int] 
             return None
         a, m = cgram_family(n, c, k)
         return (m, k - a) if m and k - a >= 2 else None
+    if task in ("counting", "counting-exact"):
+        return (n // 2, 2) if n >= 2 and k >= n // 2 + 1 else None
+    if task == "istree":
+        return ((n - 2) // 2, 2) if n >= 4 else None
     return None
+
+
+def counting_embedding(bits: tuple[int, ...], n: int) -> list[int]:
+    """Counting data encoding ``bits`` (m = len(bits) <= n/2): q repeated 1 + b_q times, then
+    the filler symbol m up to length n. Query (q, t=1) answers b_q."""
+    m = len(bits)
+    if 2 * m > n:
+        raise ValueError("need n >= 2m")
+    data = [q for q in range(m) for _ in range(1 + bits[q])]
+    return data + [m] * (n - len(data))
+
+
+def istree_embedding(bits: tuple[int, ...], n: int, i: int) -> list[tuple[int, int]]:
+    """IsTree edges (u > v) on n >= 2m + 2 vertices encoding ``bits``, then the query edge h-b_i.
+
+    Vertices: h = 0, z = 1, a_j = 2 + 2j, b_j = 3 + 2j; extra vertices hang off h. The result is
+    a tree iff bits[i] == 0."""
+    m = len(bits)
+    if n < 2 * m + 2:
+        raise ValueError("need n >= 2m + 2")
+    edges = [(2 + 2 * j, 0) for j in range(m)]
+    edges += [(3 + 2 * j, 2 + 2 * j) if bits[j] else (3 + 2 * j, 1) for j in range(m)]
+    edges += [(v, 0) for v in range(2 * m + 2, n)]
+    return edges + [(3 + 2 * i, 0)]
 
 
 DISTRIBUTION: dict[str, str] = {
     "index": "data uniform on [k]^n, query uniform on [1, n]",
     "ar": "keys distinct (any law), values uniform on [k]^(n/2), query a uniform key",
     "cgram": "uniform on the fooling family (fixed keys, uniform values), query a uniform key",
+    "counting": "uniform bits b in {0,1}^(n/2): symbol q written 1+b_q times; query (q, t=1)",
+    "counting-exact": "uniform bits b in {0,1}^(n/2): symbol q written 1+b_q times; query q",
+    "istree": "uniform bits b in {0,1}^((n-2)/2) as a two-component forest; last edge h-b_i",
 }
 
 

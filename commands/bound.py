@@ -1,0 +1,337 @@
+"""``rnngap bound``: lengths beyond which ANY RNN with S bits of state must fail (C3, C4)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from rnngap.commands._common import dump_json, fail, table
+
+ORDER_CHOICES = {"last": ("query-last",), "first": ("query-first",),
+                 "both": ("query-last", "query-first")}
+
+
+def _fmt(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return str(n) if n < 10**12 else f"~2^{math.log2(n):.1f}"
+
+
+def _state_from_flags(arch: str | None, config: str | None, dtype: str | None, free: dict):
+    """Resolve --arch / --config / free parameters into an ArchState (or None)."""
+    from rnngap.verify import archs
+
+    given = {k: v for k, v in free.items() if v is not None}
+    if config:
+        if arch or given:
+            raise click.UsageError("--config cannot be combined with --arch or size flags")
+        try:
+            cfg = json.loads(Path(config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise click.BadParameter(f"cannot read {config}: {exc}", param_hint="--config")
+        if not isinstance(cfg, dict):
+            raise click.BadParameter("config must be a JSON object", param_hint="--config")
+        return archs.state_from_config(cfg, dtype)
+    if arch is None:
+        if given or dtype:
+            raise click.UsageError("size flags and --dtype need --arch FAMILY (see --list-archs)")
+        return None
+    if arch in archs.PRESETS:
+        if given:
+            raise click.UsageError(f"--arch {arch} is a published checkpoint with a fixed config; "
+                                   f"drop {', '.join('--' + k.replace('_', '-') for k in given)} "
+                                   f"or use a family name ({', '.join(archs.FAMILIES)})")
+        return archs.preset_state(arch, dtype)
+    if arch in archs.FAMILIES:
+        return archs.state_of(arch, given, arch, "free parameters", dtype)
+    raise click.BadParameter(f"unknown preset {arch!r} (see --list-archs)", param_hint="--arch")
+
+
+def _rows(state_bits: int, tasks, orders, alphabet, c) -> list[dict]:
+    from rnngap.verify import bounds, ceilings
+
+    rows = []
+    for task, order in bounds.DEFAULT_ROWS:
+        if (tasks and task not in tasks) or order not in orders + ("stream",):
+            continue
+        n_star, exact, note = bounds.failure_length(task, state_bits, order, alphabet, c)
+        n0 = {"ar": 2, "cgram": max(c, 4)}.get(task, 4)
+        ex = bounds.count(task, n0, order, alphabet, c)
+        cl = ceilings.ceiling_lengths(task, state_bits, alphabet, c) \
+            if order in ("query-last", "stream") else None
+        rows.append({
+            "task": task, "order": order,
+            "vocab_size": alphabet if alphabet is not None else
+            ("n vertices" if task == "istree" else "n+1 (grows with n)"),
+            "bits_needed": ex.formula if ex else "",
+            "exact_count": bool(ex and ex.exact),
+            "failure_length": bounds.big(n_star) if n_star is not None else None,
+            "failure_length_exact": exact, "failure_note": note,
+            "ceilings": cl, "argument": ex.argument if ex else "",
+            "ceiling_distribution": ceilings.DISTRIBUTION.get(task) if cl else None,
+        })
+    return rows
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--state-bits", "-S", type=int, help="S: bits of state the machine keeps.")
+@click.option("--arch", help="A published checkpoint (see --list-archs) or a family name.")
+@click.option("--config", type=click.Path(dir_okay=False), help="Model config JSON (rnngap or HF).")
+@click.option("--d-model", type=int)
+@click.option("--n-layers", type=int)
+@click.option("--d-state", type=int)
+@click.option("--expand", type=float)
+@click.option("--heads", type=int)
+@click.option("--d-conv", type=int)
+@click.option("--head-dim", type=int)
+@click.option("--window", type=int, help="Local attention window (Griffin).")
+@click.option("--dtype", help="Bits per state scalar for every component (fp32, bf16, int8...).")
+@click.option("--task", type=click.Choice(["index", "ar", "cgram", "counting", "counting-exact",
+                                           "istree"]), help="Only this task.")
+@click.option("--n", "n", type=int, help="With --task: the exact count at this length.")
+@click.option("--order", type=click.Choice(list(ORDER_CHOICES)),
+              help="Query after the data (last), before it (first), or both. Default: both in "
+                   "the table, last with --n.")
+@click.option("--alphabet", type=int, help="Fixed alphabet k (default: n+1, growing with n).")
+@click.option("--c", "c", type=int, default=2, show_default=True, help="c for c-gram retrieval.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write ceiling-vs-n plot (PNG).")
+@click.option("--brute", is_flag=True,
+              help="With --task and a tiny --n: also enumerate every input and compare.")
+@click.option("--list-archs", is_flag=True, help="List presets with their source configs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+def bound(state_bits, arch, config, d_model, n_layers, d_state, expand, heads, d_conv, head_dim,
+          window, dtype, task, n, order, alphabet, c, plot, brute, list_archs, as_json):
+    """Lower bounds for one-pass machines with S bits of state (any RNN, with or without CoT).
+
+    \b
+    Counts the prefix classes every correct machine must keep apart (Index: k^n; Counting:
+    C(n+k-1, k-1); IsTree: Stirling partitions + 1; ...), and reports n*, the least length at
+    which S bits cannot suffice, and the lengths where Fano's inequality caps the accuracy on
+    uniform data below 99/90/50%.
+
+    \b
+      rnngap bound --state-bits 512
+      rnngap bound --arch mamba-130m
+      rnngap bound --task index --n 1000 --json
+      rnngap bound --arch mamba --d-model 64 --n-layers 16 --d-state 16
+    """
+    from rnngap.verify import archs
+
+    if list_archs:
+        items = [{"arch": k, "family": f, "source": s} for k, (f, _, s) in archs.PRESETS.items()]
+        if as_json:
+            dump_json(items)
+        else:
+            for it in items:
+                click.echo(f"{it['arch']:24s} {it['family']:14s} {it['source']}")
+        return
+    if state_bits is not None and state_bits < 1:
+        raise click.BadParameter(f"must be >= 1, got {state_bits}", param_hint="--state-bits")
+    if alphabet is not None and alphabet < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--alphabet")
+    free = {"d_model": d_model, "n_layers": n_layers, "d_state": d_state, "expand": expand,
+            "heads": heads, "d_conv": d_conv, "head_dim": head_dim, "window": window}
+    try:
+        st = _state_from_flags(arch, config, dtype, free)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if st is not None and state_bits is not None:
+        raise click.UsageError("give either --state-bits or an architecture, not both")
+    orders = ORDER_CHOICES[order or ("last" if n is not None else "both")]
+    if n is not None:
+        _count_mode(task, n, orders, alphabet, c, state_bits, as_json, brute)
+        return
+    if brute:
+        raise click.UsageError("--brute needs --task and --n")
+    if st is not None and st.global_attention:
+        _global(st, as_json)
+        return
+    if st is not None:
+        state_bits = st.state_bits
+    if state_bits is None:
+        raise click.UsageError("give --state-bits S, --arch PRESET, --config FILE, or --task T --n N")
+    try:
+        rows = _rows(state_bits, (task,) if task else (), orders, alphabet, c)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if st is not None:
+        _add_arch(rows, st)
+    if plot:
+        _plot(plot, state_bits, rows, alphabet, c)
+    if as_json:
+        dump_json(rows)
+        return
+    _print_table(rows, state_bits, st, plot)
+
+
+def _count_mode(task, n, orders, alphabet, c, state_bits, as_json, brute=False) -> None:
+    from rnngap.verify import bounds
+
+    if task is None:
+        raise click.UsageError("--n needs --task")
+    if n < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--n")
+    if task == "istree":
+        orders = ("stream",)
+    try:
+        out = [bounds.summarize(task, n, o, alphabet, c) for o in orders]
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if brute:
+        for d in out:
+            d["brute_force"] = _brute(task, n, d["order"], d["alphabet"], c)
+    for d in out:
+        if state_bits is not None:
+            d["state_bits"] = state_bits
+            need = d["bits_needed"]
+            d["state_bits_too_few"] = need is not None and need > state_bits
+    if as_json:
+        dump_json(out[0] if len(out) == 1 else out)
+        return
+    for d in out:
+        kind = "exactly" if d["exact"] else "at least"
+        p = str(d["prefix_classes"]).lstrip(">= ")
+        shown = p if len(p) <= 60 else f"2^{d['log2_prefix_classes']:.3f} (decimal in --json)"
+        need = d["bits_needed"]
+        click.echo(f"{task} n={n} {d['order']} (alphabet {d['alphabet']}): {kind} {shown} "
+                   f"prefix classes; a correct one-pass machine needs >= "
+                   f"{need if need is not None else 'about ' + str(round(d['log2_prefix_classes']))}"
+                   " bits of state")
+        click.echo(f"  argument: {d['argument']}")
+        if "brute_force" in d:
+            bf = d["brute_force"]
+            click.echo(f"  brute force over {bf['inputs']} and every cut: largest "
+                       f"pairwise-told-apart set {bf['fooling_number']} (cut {bf['cut']}), most "
+                       f"distinct rows {bf['distinct_rows']}: {bf['verdict']}")
+        if "note" in d:
+            click.echo(f"  note: {d['note']}")
+
+
+def _brute(task: str, n: int, order: str, k: int, c: int) -> dict:
+    """Enumerate every input (tiny sizes) and compare with the formula; exit 1 on disagreement."""
+    from rnngap.verify import bounds
+    from rnngap.verify import prefix_classes as pc
+
+    o = "last" if order == "query-last" else "first"
+    size = {"ar": math.perm(k, n // 2) * k ** (n // 2), "istree": math.comb(n * (n - 1) // 2,
+            n - 1)}.get(task, k**n * (k * (n + 1) if task == "counting" else max(k, n)))
+    if size > 200_000 or (task == "istree" and n > 5):
+        raise click.UsageError(f"--brute enumerates every input: {task} at n={n} is too large")
+    ct = bounds.count(task, n, order, None if task == "istree" else k, c)
+    if task == "istree":
+        best = max(((pc.fooling_number(pc.istree_tables(n, j)), j) for j in range(n)),
+                   default=(1, 0))
+        rows = max(pc.distinct_rows(pc.istree_tables(n, j)) for j in range(n))
+        inputs, cut = f"all {size} edge sets (edge order never matters)", f"after {best[1]} edges"
+    else:
+        inst = {"index": lambda: pc.index_instances(n, k, o),
+                "ar": lambda: pc.ar_instances(n // 2, k, o),
+                "cgram": lambda: pc.cgram_instances(n, c, k, o),
+                "counting": lambda: pc.counting_instances(n, k, False, o),
+                "counting-exact": lambda: pc.counting_instances(n, k, True, o)}[task]()
+        best, rows = pc.worst_cut(inst), pc.worst_cut(inst, "rows")[0]
+        inputs, cut = f"all {len(inst)} inputs", f"after {best[1]} tokens"
+    value = best[0]
+    ok = value == ct.prefix_classes if ct.exact else \
+        ct.prefix_classes <= value <= (ct.upper or value)
+    verdict = ("equals the formula" if ct.exact else "within the stated bounds") if ok else \
+        "DISAGREES with the formula"
+    if not ok:
+        fail(f"brute force gives {value}, formula {ct.prefix_classes} ({task}, n={n}, {order})")
+    return {"inputs": inputs, "fooling_number": value, "cut": cut, "distinct_rows": rows,
+            "verdict": verdict}
+
+
+def _add_arch(rows: list[dict], st) -> None:
+    from rnngap.verify.archs import kv_cache_bits
+
+    d, layers = int(st.params["d_model"]), int(st.params["n_layers"])
+    for r in rows:
+        r.update(arch=st.arch, state_scalars=st.state_scalars, state_bits=st.state_bits)
+        n_star = r["failure_length"]
+        if isinstance(n_star, int):
+            r["transformer_kv_bits_at_failure_length"] = kv_cache_bits(d, layers, n_star)
+
+
+def _global(st, as_json: bool) -> None:
+    msg = {"arch": st.arch, "state_scalars": None, "state_bits": None, "failure_length": None,
+           "argument": st.notes[-1], "source": st.source}
+    if as_json:
+        dump_json(msg)
+    else:
+        click.echo(f"{st.arch}: {st.notes[-1]}.\n  source: {st.source}")
+
+
+def _print_table(rows, state_bits, st, plot) -> None:
+    if st is not None:
+        click.echo(f"{st.arch} ({st.family}); source: {st.source}")
+        for comp in st.components:
+            click.echo(f"  {comp.name:32s} {comp.scalars:>14,d} scalars x {comp.bits:2d} bits")
+        for note in st.notes:
+            click.echo(f"  note: {note}")
+    click.echo(f"S = {state_bits:,d} bits of state\n")
+    cols = ["task", "order", "vocab", "bits needed", "n*", "n@99%", "n@90%", "n@50%"]
+    out = []
+    for r in rows:
+        cl = r["ceilings"] or {}
+        n_star = r["failure_length"]
+        star = _fmt(int(n_star)) if n_star is not None else "-"
+        if n_star is not None and not r["failure_length_exact"]:
+            star = "<=" + star
+        out.append({"task": r["task"], "order": r["order"], "vocab": r["vocab_size"],
+                    "bits needed": ("" if r["exact_count"] else ">= ") + r["bits_needed"],
+                    "n*": star, **{f"n@{int(float(k) * 100)}%": _fmt(v) for k, v in cl.items()}})
+    click.echo(table(out, cols))
+    idx = next((r for r in rows if r["task"] == "index" and r["order"] == "query-last"), None)
+    if idx and idx["failure_length"] is not None:
+        line = (f"\nReading: any one-pass machine with {state_bits:,d} bits (any RNN, any CoT) "
+                f"answers some Index input wrongly at n >= {_fmt(int(idx['failure_length']))} "
+                "when the query comes last; with the query first it needs only O(log n) bits.")
+        if "transformer_kv_bits_at_failure_length" in idx:
+            line += (f"\nA Transformer of the same width and depth holds "
+                     f"{idx['transformer_kv_bits_at_failure_length']:,d} bits of KV cache at that n"
+                     " (bf16).")
+        click.echo(line)
+    click.echo("'>=': lower bound only (not exact); '-': not derived / none; n@a%: Fano ceiling "
+               "on uniform data below a (--json has each row's argument and distribution).")
+    if plot:
+        click.echo(f"plot written to {plot}")
+
+
+def _plot(path: str, state_bits: int, rows: list[dict], alphabet, c) -> None:
+    """Accuracy ceiling vs n (query-last tasks with a ceiling), n* marked by dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rnngap.verify.ceilings import ceiling
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for r in rows:
+        if not r["ceilings"] or r["order"] == "query-first" or r["task"] == "counting-exact":
+            continue
+        marks = [v for v in (*r["ceilings"].values(), r["failure_length"]) if isinstance(v, int)]
+        if not marks:
+            continue
+        top = max(marks)
+        step = 2 if r["task"] == "ar" else 1
+        pts = sorted({max(step, int(x) // step * step) for x in
+                      [(2.5 * top) ** (i / 300) for i in range(301)]})
+        ys = [ceiling(r["task"], x, state_bits, alphabet, c) for x in pts]
+        label = "counting (both forms)" if r["task"] == "counting" else r["task"]
+        line, = ax.plot(pts, ys, label=label)
+        if isinstance(r["failure_length"], int):
+            ax.axvline(r["failure_length"], ls="--", color=line.get_color(), lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("n (data length; IsTree: vertices)")
+    ax.set_ylabel("accuracy ceiling (Fano, uniform data)")
+    ax.set_title(f"Any one-pass machine with S = {state_bits:,d} bits; dashed: n* (exact failure)")
+    ax.set_ylim(0, 1.02)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

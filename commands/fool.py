@@ -1,0 +1,77 @@
+"""``rnngap fool``: find two inputs a concrete B-bit machine cannot tell apart (birthday search)."""
+
+from __future__ import annotations
+
+import click
+
+from rnngap.commands._common import dump_json, fail
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--task", type=click.Choice(["index", "ar", "counting"]), default="index",
+              show_default=True)
+@click.option("--state-bits", "-B", type=int, required=True, help="B: the machine's state bits.")
+@click.option("--machine", default="hash", show_default=True,
+              help="prefix | hash | module:function (a transition f(state, token) -> state).")
+@click.option("--n", "n", type=int, help="Data length (default: least n with > 2^B classes).")
+@click.option("--alphabet", type=int, help="Alphabet k (default n+1, as the task's default).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-samples", type=int, default=1 << 23, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+def fool(task, state_bits, machine, n, alphabet, seed, max_samples, as_json):
+    """Birthday search for a fooling pair: two data strings with the same B-bit state after the
+    data, and a query on which their correct answers differ. Same state + same query = same
+    answer, so the machine is wrong on one of them. Both runs are re-checked token by token.
+
+    \b
+      rnngap fool --task index --state-bits 24
+      rnngap fool --task index --state-bits 32 --machine prefix
+      rnngap fool --task ar --state-bits 20 --machine mymod:step
+    """
+    from rnngap.verify import bounds
+    from rnngap.verify import fool as fl
+
+    if state_bits < 1 or state_bits > 62:
+        raise click.BadParameter("must be in [1, 62]", param_hint="--state-bits")
+    if n is None:
+        found, _, _ = bounds.failure_length(task, state_bits, "query-last", alphabet)
+        if found is None:
+            raise click.UsageError("no data length forces a collision with this alphabet")
+        n = found
+    if n < 1 or (task == "ar" and n % 2):
+        raise click.BadParameter("must be >= 1 (even for ar)", param_hint="--n")
+    k = alphabet if alphabet is not None else n + 1
+    if k < 2 or (task == "ar" and k < n // 2):
+        raise click.BadParameter("alphabet too small for the task", param_hint="--alphabet")
+    try:
+        m = fl.load_machine(machine, state_bits, k)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--machine") from None
+    from tqdm import tqdm
+
+    with tqdm(total=max_samples, unit="inputs", disable=as_json, leave=False) as bar:
+        try:
+            res = fl.birthday_search(task, m, n, k, seed, max_samples, progress=bar.update)
+        except ValueError as exc:
+            fail(str(exc))
+    if res is None:
+        fail(f"no fooling pair within {max_samples} samples (search is probabilistic; "
+             "raise --max-samples or change --seed)")
+    if as_json:
+        dump_json({**res.__dict__, "verified": True})
+        return
+    wrong = ([name for name, a in (("A", res.answer_a), ("B", res.answer_b)) if a != res.output]
+             if res.output is not None else None)
+    click.echo(f"task {task}, n = {res.n}, alphabet {res.alphabet}; machine: {res.machine}, "
+               f"{res.bits} bits; found after <= {res.samples} sampled inputs (seed {seed})")
+    click.echo(f"  input A: data {list(res.data_a)} + query {list(res.query)}")
+    click.echo(f"  input B: data {list(res.data_b)} + query {list(res.query)}")
+    click.echo(f"  run A and run B (re-run token by token): state after the data = "
+               f"{res.state_after_data} for both; final state = {res.final_state} for both")
+    click.echo(f"  correct answers: A -> {res.answer_a}, B -> {res.answer_b} (differ)")
+    if wrong is not None:
+        click.echo(f"  the machine's output rule answers {res.output} to both: wrong on "
+                   f"{' and '.join(wrong)}")
+    else:
+        click.echo("  any output rule gives both the same answer: wrong on at least one")
+    click.echo("verified: same state, same query, different correct answers")

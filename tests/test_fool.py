@@ -1,0 +1,72 @@
+"""Birthday search for fooling pairs on concrete finite-state machines."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from rnngap.commands.fool import fool
+from rnngap.verify import fool as fl
+
+
+def _check(res, machine):
+    """Independent re-check: replay both inputs, compare states and true answers."""
+    a, b, q = res.data_a, res.data_b, res.query
+    assert a != b
+    assert machine.run(a)[-1] == machine.run(b)[-1]
+    assert machine.run(a + q)[-1] == machine.run(b + q)[-1]
+    assert fl.answer(res.task, a, q) != fl.answer(res.task, b, q)
+
+
+@pytest.mark.parametrize("spec", ["hash", "prefix"])
+@pytest.mark.parametrize("task,n,k", [("index", 8, 9), ("ar", 12, 13), ("counting", 10, 11)])
+def test_finds_verified_pair(spec, task, n, k):
+    m = fl.load_machine(spec, 20, k)
+    res = fl.birthday_search(task, m, n, k, seed=1)
+    assert res is not None
+    _check(res, m)
+
+
+def test_vectorized_matches_scalar():
+    import numpy as np
+
+    for spec in ("hash", "prefix"):
+        m = fl.load_machine(spec, 30, 17)
+        data = np.random.default_rng(0).integers(0, 17, (50, 12))
+        assert m.states(data).tolist() == [m.run(r)[-1] for r in data.tolist()]
+
+
+def test_user_machine(tmp_path, monkeypatch):
+    (tmp_path / "my_fsm.py").write_text(
+        "def step(s, t):\n    return (s * 31 + t) % (1 << 16)\n"
+        "def bad(s, t):\n    return 1 << 20\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    m = fl.load_machine("my_fsm:step", 16, 9)
+    res = fl.birthday_search("index", m, 8, 9, seed=0, max_samples=1 << 16)
+    _check(res, m)
+    with pytest.raises(ValueError):
+        fl.load_machine("my_fsm:bad", 16, 9).run([1])
+    sys.modules.pop("my_fsm", None)
+
+
+def test_cli_24_bits_json():
+    r = CliRunner().invoke(fool, ["--task", "index", "--state-bits", "24", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["verified"] and d["answer_a"] != d["answer_b"] and d["bits"] == 24
+    m = fl.load_machine("hash", 24, d["alphabet"])
+    assert m.run(tuple(d["data_a"]))[-1] == m.run(tuple(d["data_b"]))[-1]
+
+
+@pytest.mark.parametrize("args", [["--state-bits", "0"], ["--state-bits", "8", "--machine", "x"],
+                                  ["--task", "ar", "--state-bits", "8", "--n", "7"]])
+def test_cli_bad_input(args):
+    assert CliRunner().invoke(fool, args).exit_code == 2
+
+
+def test_cli_not_found_exit_1():
+    r = CliRunner().invoke(fool, ["--state-bits", "40", "--max-samples", "100"])
+    assert r.exit_code == 1

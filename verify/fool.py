@@ -1,0 +1,225 @@
+"""Fooling inputs: two data strings that a concrete B-bit machine cannot tell apart, found by search.
+
+A *machine* is a deterministic transition ``f(state, token) -> state`` on states 0..2**B - 1,
+started in state 0, reading the input one token at a time (the RNN model of BRIEF.md with an
+M = B bit memory). Whatever its output rule, two inputs that reach the same state after the data
+and then read the same query end in the same state and get the same answer. If the task's true
+answers differ, the machine is wrong on one of them.
+
+Birthday search: draw data strings from the task's sampler (seeded), run the machine, and look
+for two different data strings with equal states; with 2**B states a collision is expected after
+about 1.25 * 2**(B/2) draws (the birthday bound), so B up to about 40 is feasible. A collision is
+reported only after a separating query is found (valid for both, different answers) and both full
+inputs are re-run from scratch with the scalar transition, token by token.
+
+Built-in machines: ``prefix`` keeps the first floor(B / ceil(log2 k)) data tokens verbatim and
+ignores the rest (it answers Index correctly for early positions); ``hash`` keeps a B-bit
+multiplicative rolling hash of everything read. A user machine is ``module:function`` with the
+signature ``f(state: int, token: int) -> int``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+_MULT = 0x9E3779B1  # odd multiplier (Knuth's golden-ratio constant), invertible mod 2**B
+
+TASKS = ("index", "ar", "counting")
+
+
+@dataclass
+class Machine:
+    """A B-bit transition with an optional vectorized form and output rule."""
+
+    name: str
+    bits: int
+    step: Callable[[int, int], int]
+    batch: Callable[[np.ndarray], np.ndarray] | None = None
+    output: Callable[[int, tuple[int, ...]], int] | None = None
+
+    def run(self, tokens) -> list[int]:
+        """States after each token, from state 0, checking the B-bit range."""
+        s, trace = 0, []
+        for t in tokens:
+            s = int(self.step(s, int(t)))
+            if not 0 <= s < 2**self.bits:
+                raise ValueError(f"machine {self.name} left its {self.bits}-bit state space: {s}")
+            trace.append(s)
+        return trace
+
+    def states(self, data: np.ndarray) -> np.ndarray:
+        """Final states for a batch of data rows (vectorized when available)."""
+        if self.batch is not None:
+            return self.batch(data)
+        return np.array([self.run(row)[-1] for row in data.tolist()], dtype=np.uint64)
+
+
+def prefix_machine(bits: int, k: int) -> Machine:
+    """Keep the first data tokens verbatim: state = (tokens stored so far) and the tokens, as
+    w = ceil(log2 k)-bit digits; it stores ``keep = (bits - p) // w`` tokens, p bits counting."""
+    w = max(1, (k - 1).bit_length())
+    pos_bits = max(1, (bits // w).bit_length())
+    keep = max(0, (bits - pos_bits) // w)
+    mask = (1 << (keep * w)) - 1
+
+    def step(s: int, t: int) -> int:
+        pos, body = s >> (keep * w), s & mask
+        if pos < keep:
+            body |= (t & ((1 << w) - 1)) << (pos * w)
+            pos += 1
+        return (pos << (keep * w)) | body
+
+    def out(s: int, query: tuple[int, ...]) -> int:
+        i = query[0]
+        return (s >> ((i - 1) * w)) & ((1 << w) - 1) if 1 <= i <= keep else 0
+
+    def batch(data: np.ndarray) -> np.ndarray:
+        m = min(keep, data.shape[1])
+        st = np.zeros(len(data), dtype=np.uint64)
+        for j in range(m):
+            st |= data[:, j].astype(np.uint64) << np.uint64(j * w)
+        return st | (np.uint64(m) << np.uint64(keep * w))
+
+    return Machine(f"prefix (keeps the first {keep} tokens)", bits, step, batch, out)
+
+
+def hash_machine(bits: int, k: int) -> Machine:
+    """state <- (state * MULT + token + 1) mod 2**bits; output: state mod k."""
+    mask = (1 << bits) - 1
+
+    def step(s: int, t: int) -> int:
+        return (s * _MULT + t + 1) & mask
+
+    def batch(data: np.ndarray) -> np.ndarray:
+        st = np.zeros(len(data), dtype=np.uint64)
+        for j in range(data.shape[1]):
+            st = (st * np.uint64(_MULT) + data[:, j].astype(np.uint64) + np.uint64(1)) \
+                & np.uint64(mask)
+        return st
+
+    return Machine("hash (B-bit rolling hash)", bits, step, batch, lambda s, q: s % k)
+
+
+def load_machine(spec: str, bits: int, k: int) -> Machine:
+    """``prefix``, ``hash`` or ``module:function`` (a user transition f(state, token) -> state)."""
+    if spec == "prefix":
+        return prefix_machine(bits, k)
+    if spec == "hash":
+        return hash_machine(bits, k)
+    if ":" not in spec:
+        raise ValueError(f"machine must be prefix, hash or module:function, got {spec!r}")
+    mod, attr = spec.split(":", 1)
+    try:
+        fn = getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load {spec!r}: {exc}") from None
+    return Machine(spec, bits, fn)
+
+# --- tasks: samplers, queries and solvers (our own; conventions of notes/tasks_api.md) ---
+
+def sample_data(task: str, n: int, k: int, batch: int, rng: np.random.Generator) -> np.ndarray:
+    """(batch, n) data rows: uniform for index/counting; AR: distinct keys, uniform values."""
+    if task == "ar":
+        m = n // 2
+        keys = np.argsort(rng.random((batch, k)), axis=1)[:, :m]
+        out = np.empty((batch, n), dtype=np.int64)
+        out[:, 0::2], out[:, 1::2] = keys, rng.integers(0, k, (batch, m))
+        return out
+    return rng.integers(0, k, (batch, n), dtype=np.int64)
+
+
+def queries(task: str, data: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Every valid query for this data row."""
+    n = len(data)
+    if task == "index":
+        return [(i,) for i in range(1, n + 1)]
+    if task == "ar":
+        return [(q,) for q in data[0::2]]
+    if task == "counting":
+        return [(q, t) for q in sorted(set(data)) for t in range(n + 1)]
+    raise ValueError(f"fool supports tasks {', '.join(TASKS)}; got {task!r}")
+
+
+def answer(task: str, data: tuple[int, ...], query: tuple[int, ...]) -> int:
+    """The correct answer (Index: x_i; AR: value after key q; Counting: [#q > t])."""
+    if task == "index":
+        return data[query[0] - 1]
+    if task == "ar":
+        j = data[0::2].index(query[0])
+        return data[2 * j + 1]
+    return int(sum(1 for x in data if x == query[0]) > query[1])
+
+
+def separating_query(task: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    """A query valid for both data rows on which the correct answers differ, or None."""
+    valid_b = set(queries(task, b))
+    for q in queries(task, a):
+        if q in valid_b and answer(task, a, q) != answer(task, b, q):
+            return q
+    return None
+
+
+@dataclass
+class FoolingPair:
+    """A verified fooling pair and the evidence."""
+
+    task: str
+    n: int
+    alphabet: int
+    machine: str
+    bits: int
+    data_a: tuple[int, ...]
+    data_b: tuple[int, ...]
+    query: tuple[int, ...]
+    state_after_data: int
+    final_state: int
+    answer_a: int
+    answer_b: int
+    output: int | None
+    samples: int
+
+
+def birthday_search(task: str, machine: Machine, n: int, k: int, seed: int = 0,
+                    max_samples: int = 1 << 23, progress: Callable[[int], None] | None = None
+                    ) -> FoolingPair | None:
+    """Draw data rows until two different ones share the machine's state and some query separates
+    them; verify by re-running both full inputs with the scalar transition. None if not found."""
+    if task not in TASKS:
+        raise ValueError(f"fool supports tasks {', '.join(TASKS)}; got {task!r}")
+    rng = np.random.default_rng(seed)
+    seen: dict[int, bytes] = {}
+    drawn, size = 0, 4096
+    while drawn < max_samples:
+        data = sample_data(task, n, k, size, rng)
+        states = machine.states(data)
+        for row, st in zip(data, states.tolist()):
+            key = row.tobytes()
+            prev = seen.setdefault(st, key)
+            if prev != key:
+                a = tuple(np.frombuffer(prev, dtype=np.int64).tolist())
+                b = tuple(row.tolist())
+                q = separating_query(task, a, b)
+                if q is not None:
+                    return _verify(task, machine, a, b, q, k, drawn + size)
+        drawn += size
+        if progress:
+            progress(size)
+        size = min(size * 2, 1 << 20)
+    return None
+
+
+def _verify(task: str, machine: Machine, a: tuple, b: tuple, q: tuple, k: int, samples: int
+            ) -> FoolingPair:
+    ta, tb = machine.run(a + q), machine.run(b + q)
+    n = len(a)
+    if ta[n - 1] != tb[n - 1] or ta[-1] != tb[-1]:
+        raise RuntimeError("vectorized and scalar machine disagree: not a fooling pair")
+    ans_a, ans_b = answer(task, a, q), answer(task, b, q)
+    assert ans_a != ans_b
+    out = machine.output(ta[n - 1], q) if machine.output else None
+    return FoolingPair(task, n, k, machine.name, machine.bits, a, b, q, ta[n - 1], ta[-1],
+                       ans_a, ans_b, out, samples)
