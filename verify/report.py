@@ -6,8 +6,8 @@ Three views of one task at lengths n = n_min, 2 n_min, ..., n_max:
   ``verify`` proved it; the point is omitted where it did not), or for IsTree the RNN with
   in-context retrieval run on sampled graphs (its measured accuracy, labelled "sampled");
 * **bound**: the Fano accuracy ceiling (``verify.ceilings``) for a machine with S bits of state,
-  S taken from each trained recurrent model (state scalars x 32 bits, float32) or, with no runs,
-  a few reference sizes;
+  S taken from each trained recurrent model (counted by ``verify.archs`` from its config, as
+  ``rnngap bound --config`` does) or, with no runs, a few reference sizes;
 * **learned**: each trained run (``rnngap train --out RUN``) evaluated by generation at every n
   of the grid its vocabulary allows (the number embedding is a fixed function, so a larger n only
   grows the vocabulary).
@@ -93,7 +93,7 @@ def run_points(run: str, task: str, ns: list[int], samples: int, seed: int) -> d
     if data.task != task:
         raise ValueError(f"run {run} is for task {data.task!r}, not {task!r}")
     arch = lm.cfg.arch
-    scalars = lm.state_scalars() if arch == "mamba" else None
+    state_bits = _run_state_bits(run) if arch == "mamba" else None
     pts = []
     for n in ns:
         try:
@@ -105,8 +105,18 @@ def run_points(run: str, task: str, ns: list[int], samples: int, seed: int) -> d
         pts.append({"n": n, "accuracy": r["accuracy_generation"],
                     "accuracy_teacher_forced": r.get("accuracy_teacher_forced")})
     return {"label": f"{arch} ({Path(run).name}, trained at n={data.n}, {data.fmt})",
-            "arch": arch, "trained_n": data.n, "state_bits": None if scalars is None
-            else scalars * 32, "points": pts}
+            "arch": arch, "trained_n": data.n, "state_bits": state_bits, "points": pts}
+
+
+def _run_state_bits(run: str) -> int | None:
+    """State bits of a recurrent run, counted by ``verify.archs`` from its config (the same
+    per-component dtypes as ``rnngap bound --config``)."""
+    from rnngap.verify.archs import state_from_config
+
+    try:
+        return state_from_config(json.loads((Path(run) / "config.json").read_text())).state_bits
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def effective_bits(task: str, model: dict) -> dict | None:
