@@ -181,5 +181,14 @@ def precision_for(n: int, alphabet: int | None = None, c: int = 2) -> int:
     return gram_precision(L, c - 1, k, k, L, 1)
 
 
-__all__ = ["build", "build_gram", "precision_for", "gram_precision", "integer_bounds",
-           "bits_for", "channels", "excluded_positions", "BETA"]
+__all__ = [
+    "BETA",
+    "bits_for",
+    "build",
+    "build_gram",
+    "channels",
+    "excluded_positions",
+    "gram_precision",
+    "integer_bounds",
+    "precision_for",
+]
