@@ -10,6 +10,7 @@ import re
 import sys
 
 import click
+
 from rnngap.commands._common import dump_json, fail
 
 _EDGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
@@ -96,6 +97,7 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
     if edges_text is not None and seed is not None:
         raise click.UsageError("give either --edges or --seed, not both")
     import numpy as np
+
     from rnngap.constructions.rnn_rag import run_istree
     from rnngap.tasks import istree as T
 
@@ -242,8 +244,9 @@ def _check_tm(TM, machine, max_len: int, as_json: bool) -> None:
     """``run tm --check-up-to``: every input up to ``max_len``, compiled vs direct vs spec."""
     if not 0 <= max_len <= 12:
         raise click.BadParameter("must be in 0..12", param_hint="--check-up-to")
-    from rnngap.constructions.turing_machines import SPECS
     from tqdm import tqdm
+
+    from rnngap.constructions.turing_machines import SPECS
 
     spec = SPECS.get(machine.name) if TM.MACHINES.get(machine.name) is machine else None
     total = sum(len(machine.input_alphabet) ** k for k in range(max_len + 1))

@@ -10,6 +10,7 @@ import importlib
 import sys
 
 import click
+
 from rnngap.commands._common import dump_json, fail
 
 METHODS: dict[str, str] = {"rnn-rag": "rnngap.verify.istree_rag:verify_rnn_rag"}

@@ -60,6 +60,13 @@ class Construction:
                 "scalars": self.scalars, "notes": self.notes}
 
 
+def zero_state_dict(cfg: TransformerConfig) -> dict[str, Tensor]:
+    """Every weight of a ``Transformer(cfg)`` set to 0.0 (float64): the blank a construction
+    fills in, so only the weights its proof uses are written out explicitly."""
+    return {k: torch.zeros_like(v, dtype=torch.float64)
+            for k, v in Transformer(cfg).state_dict().items()}
+
+
 def export(c: Construction, out_dir: str | os.PathLike) -> list[Path]:
     """Write model.safetensors, config.json and vocab.json into ``out_dir`` (created)."""
     from safetensors.torch import save_file

@@ -47,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnngap.constructions.base import Construction
+from rnngap.constructions.base import Construction, zero_state_dict
 from rnngap.models.transformer import TransformerConfig
 from rnngap.tasks.cgram import CGramTask
 
@@ -111,18 +111,7 @@ def build_gram(task_name: str, n: int, L: int, m: int, k: int, vocab: int, W: in
     pos[:, POS], pos[:, POS2] = j, j * j
     pos[:, EXCL] = torch.as_tensor(np.asarray(excl, dtype=np.float64))
     sd["pos_table"] = pos
-    hd = m * D
-    for layer in (0, 1):
-        a = f"blocks.{layer}.attn."
-        for name, shape in (("q_proj", (hd, d)), ("k_proj", (hd, d)), ("v_proj", (hd, d)),
-                            ("o_proj", (d, hd))):
-            sd[a + name + ".weight"] = torch.zeros(shape, dtype=f64)
-            sd[a + name + ".bias"] = torch.zeros(shape[0], dtype=f64)
-        mp = f"blocks.{layer}.mlp."
-        sd[mp + "fc_in.weight"] = torch.zeros(1, d, dtype=f64)
-        sd[mp + "fc_in.bias"] = torch.zeros(1, dtype=f64)
-        sd[mp + "fc_out.weight"] = torch.zeros(d, 1, dtype=f64)
-        sd[mp + "fc_out.bias"] = torch.zeros(d, dtype=f64)
+    sd.update({k: v for k, v in zero_state_dict(cfg).items() if k.startswith("blocks.")})
     a = "blocks.0.attn."
     for r in range(1, m + 1):
         h = (r - 1) * D

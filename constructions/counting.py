@@ -40,7 +40,7 @@ import math
 
 import torch
 
-from rnngap.constructions.base import Construction
+from rnngap.constructions.base import Construction, zero_state_dict
 from rnngap.constructions.cgram import BETA, bits_for
 from rnngap.models.transformer import TransformerConfig
 from rnngap.tasks.counting import CountingTask
@@ -101,17 +101,7 @@ def build(task: CountingTask) -> Construction:
     if not exact:
         pos[n + 1, EXCL] = 1.0
     sd["pos_table"] = pos
-    for layer in (0, 1):
-        a = f"blocks.{layer}.attn."
-        for name, shape in (("q_proj", (D, d)), ("k_proj", (D, d)), ("v_proj", (D, d)),
-                            ("o_proj", (d, D))):
-            sd[a + name + ".weight"] = torch.zeros(shape, dtype=f64)
-            sd[a + name + ".bias"] = torch.zeros(shape[0], dtype=f64)
-        mp = f"blocks.{layer}.mlp."
-        sd[mp + "fc_in.weight"] = torch.zeros(1, d, dtype=f64)
-        sd[mp + "fc_in.bias"] = torch.zeros(1, dtype=f64)
-        sd[mp + "fc_out.weight"] = torch.zeros(d, 1, dtype=f64)
-        sd[mp + "fc_out.bias"] = torch.zeros(d, dtype=f64)
+    sd.update({k: v for k, v in zero_state_dict(cfg).items() if k.startswith("blocks.")})
     a = "blocks.0.attn."
     sd[a + "q_proj.weight"][0, POS] = BETA
     sd[a + "q_proj.bias"][0], sd[a + "q_proj.bias"][1] = -BETA, BETA

@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from rnngap.tasks import istree as T
 from rnngap.tasks.retrieval_env import RetrievalEnv, istree_env
 

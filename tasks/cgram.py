@@ -33,6 +33,7 @@ from typing import ClassVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
 from rnngap.tasks.base import (
     RetrievalTask,
     check_batch_seed,

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+
 from rnngap.tasks.base import (
     RetrievalTask,
     check_batch_seed,

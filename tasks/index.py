@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+
 from rnngap.tasks.base import (
     RetrievalTask,
     check_batch_seed,

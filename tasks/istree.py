@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from rnngap.tasks.istree_graphs import (  # noqa: F401  (re-exported API)
     FAMILIES,
     adversarial_graphs,

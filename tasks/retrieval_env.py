@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import re2
+
 from rnngap.tasks import istree as T
 
 logger = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ import time
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from rnngap.tasks import istree as T
 from rnngap.tasks import retrieval_env as R
 

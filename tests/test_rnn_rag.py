@@ -9,6 +9,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
 from rnngap.cli import main
 from rnngap.constructions import rnn_rag as RR
 from rnngap.tasks import istree as T

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from rnngap.tasks.ar import ARTask
 from rnngap.tasks.base import ENUMERATE_LIMIT, RetrievalTask
 from rnngap.tasks.cgram import CGramTask

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+
 from rnngap.cli import main
 from rnngap.constructions import turing as TM
 from rnngap.constructions.turing_machines import SPECS

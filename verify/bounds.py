@@ -32,6 +32,7 @@ from rnngap.verify.bounds_istree import (  # noqa: F401  (re-exported)
     istree_lower_log2,
     stirling2_row,
 )
+from rnngap.verify.search import least_true
 
 TASKS = ("index", "ar", "cgram", "counting", "counting-exact", "istree")
 ORDERS = ("query-last", "query-first", "stream")
@@ -357,31 +358,13 @@ def failure_length(task: str, state_bits: int, order: str = "query-last",
         return _valid(task, n, alphabet, c) and exceeds(task, n, state_bits, order, alphabet, c)
 
     if task == "istree":
-        found = _least(fails, start, 1, ISTREE_EXACT_MAX)
+        found = least_true(fails, start, 1, ISTREE_EXACT_MAX)
         if found is not None:
             return found, True, "exact"
-        return (_least(fails, ISTREE_EXACT_MAX + 1, 1, cap), False,
+        return (least_true(fails, ISTREE_EXACT_MAX + 1, 1, cap), False,
                 "from the lower bound S(n,b) >= b^(n-b): failure is certain here, maybe earlier")
-    found = _least(fails, start, step, cap)
+    found = least_true(fails, start, step, cap)
     return found, True, "exact" if found is not None else f"no valid n <= {big(cap)} exceeds 2^S"
-
-
-def _least(pred, start: int, step: int, cap: int) -> int | None:
-    """Least n on the grid start + step*i, n <= cap, with pred(n) (pred monotone), else None."""
-    if pred(start):
-        return start
-    lo, hi = start, start + step
-    while not pred(hi):
-        if hi >= cap:
-            return None
-        lo, hi = hi, min(cap, start + 2 * (hi - start))
-    while hi - lo > step:
-        mid = lo + ((hi - lo) // (2 * step)) * step
-        if pred(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
 
 
 BIG_COUNT_BITS = 4_000_000  # count mode expands P(n) exactly only below this many bits

@@ -35,7 +35,8 @@ components into a tree: again INDEX on m bits. (Binary answers: no 50% level.)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+
+from rnngap.verify.search import least_true
 
 LEVELS: tuple[float, ...] = (0.99, 0.9, 0.5)
 
@@ -158,23 +159,7 @@ def ceiling_lengths(task: str, state_bits: float, alphabet: int | None = None, c
         def bad(n: int, level: float = level) -> bool:
             p = _params(task, n, alphabet, c)
             return p is not None and below(p[0], p[1], state_bits, level)
-        out[str(level)] = _least(bad, start, step, cap=2 ** 40)
+        out[str(level)] = least_true(bad, start, step, cap=2 ** 40)
     return out
 
 
-def _least(pred: Callable[[int], bool], start: int, step: int, cap: int) -> int | None:
-    """Least n >= start (on the grid start + step*i) with pred(n), pred monotone; None if > cap."""
-    if pred(start):
-        return start
-    lo, hi = start, start + step
-    while not pred(hi):
-        lo, hi = hi, start + 2 * (hi - start)
-        if hi > cap:
-            return None
-    while hi - lo > step:
-        mid = lo + ((hi - lo) // (2 * step)) * step
-        if pred(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi

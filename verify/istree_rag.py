@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 
 import networkx as nx
 import numpy as np
+
 from rnngap.constructions.rnn_rag import IsTreeRAG, run_istree
 from rnngap.tasks import istree as T
 
