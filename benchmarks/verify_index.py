@@ -41,7 +41,7 @@ def main(sizes: list[int]) -> None:
             ratio = f"{base['seconds'] / r['seconds']:.1f}x faster than full rows" if base and \
                 r is band else ("baseline" if r is base else "(full rows too big to run)")
             mode = "full rows" if r["full_rows"] else "band+tail"
-            print(f"{r['n']:>7} {mode:>10} {str(r['verified']):>8} {r['seconds']:>8.2f} "
+            print(f"{r['n']:>7} {mode:>10} {r['verified']!s:>8} {r['seconds']:>8.2f} "
                   f"{r['peak_rss_mb']:>8.0f}  {ratio}")
 
 
