@@ -32,6 +32,8 @@ def construct(task, n, alphabet, c, exact, out, as_json):
     precision p(n) it claims) and vocab.json (token id -> string). With those files and the
     forward equations in rnngap.models.transformer anyone can rerun the model.
     """
+    if not out.strip():
+        raise click.BadParameter("must be a directory path, not empty", param_hint="--out")
     t = make_task(task, n, alphabet, c, exact)
     try:
         mod = importlib.import_module(f"rnngap.constructions.{task}")

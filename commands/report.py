@@ -23,8 +23,16 @@ from rnngap.commands._common import dump_json
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the report data as JSON.")
 def report(task, runs, out, n_min, n_max, samples, seed, as_json):
-    """Construction (verified 100%), bound (accuracy ceiling of any S-bit RNN) and trained
-    models (accuracy by generation) vs n, in one figure and one markdown table.
+    """Construction, bound and trained models vs n, in one figure and one markdown table.
+
+    \b
+    construction: index/ar/cgram/counting: the Transformer construction, plotted at 1.0 only
+                  where it was just verified for every input; istree: the RNN with in-context
+                  retrieval on 32 sampled graphs per n (measured, labelled "sampled").
+    bound:        the Fano accuracy ceiling of ANY machine with S state bits, S from each
+                  recurrent run (float32 state), or 64/512/4096 bits without runs.
+    learned:      each run's accuracy by generation at every n of the grid
+                  (n_min, 2 n_min, ... <= n_max; AR keeps the even ones).
 
     Works with no runs: the construction and reference-size ceilings alone.
     """

@@ -20,6 +20,8 @@ VERIFIERS: dict[str, tuple[str, str]] = {
 }
 MAX_N = 1 << 20
 MAX_P = 52
+MAX_VOCAB = 1 << 21
+MAX_SAMPLES = 100_000
 
 
 def make_task(name: str, n: int, alphabet: int | None, c: int | None, exact: bool):
@@ -36,9 +38,28 @@ def make_task(name: str, n: int, alphabet: int | None, c: int | None, exact: boo
     elif exact:
         raise click.UsageError(f"--exact applies to counting only, not {name}")
     try:
-        return _make(name, **params)
+        task = _make(name, **params)
     except ValueError as e:
-        raise click.UsageError(f"{name}: {e}") from None
+        msg = str(e)
+        raise click.UsageError(msg if msg.startswith(name) else f"{name}: {msg}") from None
+    if task.vocab_size() > MAX_VOCAB:
+        raise click.UsageError(f"{name}: vocabulary of {task.vocab_size()} tokens is too large "
+                               f"(at most {MAX_VOCAB}: every number token has an embedding row)")
+    return task
+
+
+def precheck(name: str, task, c: int | None, exact: bool) -> None:
+    """Refuse, before any work, an n whose claimed precision the float64 emulation lacks."""
+    try:
+        mod = importlib.import_module(f"rnngap.constructions.{name}")
+    except ModuleNotFoundError:
+        return
+    extra = {"c": c or 2} if name == "cgram" else ({"exact": exact} if name == "counting" else {})
+    p = mod.precision_for(task.n, task.k, **extra)
+    if p > MAX_P:
+        raise click.UsageError(
+            f"{name} at n={task.n}: the construction needs p = {p} mantissa bits, more than the "
+            f"{MAX_P} the float64 emulation of the p-bit machine provides; use a smaller n")
 
 
 #: the hybrid (linear RNN + ONE attention layer, Definition 5.5) verifier, for every task
@@ -71,10 +92,12 @@ def run_one(name: str, task, precision: int | None, search: bool, samples: int,
     if precision is not None and not 2 <= precision <= MAX_P:
         raise click.BadParameter(f"must be in [2, {MAX_P}] (emulated in float64)",
                                  param_hint="--precision")
-    if precision is not None and 2 ** precision <= task.vocab_size():
+    if precision is not None and 2 ** precision < task.vocab_size():
         raise click.UsageError(
             f"--precision {precision} cannot even represent the input: n={task.n} uses number "
             f"tokens up to {task.vocab_size() - 1}, which need more than {precision} bits")
+    if precision is None and model == "transformer":
+        precheck(name, task, getattr(task, "c", None), bool(getattr(task, "exact", False)))
     try:
         verdict = fn(task, precision=precision, samples=samples, seed=seed)
     except ValueError as e:
@@ -153,7 +176,8 @@ def render(v: dict) -> str:
 def task_options(f):
     f = click.option("--seed", default=0, show_default=True, type=int,
                      help="Seed of the sampled cross-check inputs.")(f)
-    f = click.option("--samples", default=64, show_default=True, type=click.IntRange(0),
+    f = click.option("--samples", default=64, show_default=True,
+                     type=click.IntRange(0, MAX_SAMPLES),
                      help="Uniform random inputs run end to end as a cross-check.")(f)
     f = click.option("--plot", type=click.Path(dir_okay=False),
                      help="Write a PNG: precision needed vs log2 n, float formats marked.")(f)
@@ -252,16 +276,17 @@ counting = _command("counting", _exact_option)
 @click.option("--precision", type=int, help="Mantissa bits (default: each claimed p(n)).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per task.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Precision-vs-n PNG.")
-@click.option("--samples", default=64, show_default=True, type=click.IntRange(0))
+@click.option("--samples", default=64, show_default=True, type=click.IntRange(0, MAX_SAMPLES),
+              help="Uniform random inputs per task run end to end as a cross-check.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--model", type=click.Choice(["transformer", "hybrid"]), default="transformer",
               show_default=True, help="Transformer (Thm 4.6) or hybrid (Def 5.5) constructions.")
 def verify_all(n, c, precision, as_json, plot, samples, seed, model):
     """All four retrieval tasks at length n: one row each; exit 0 only if all verify."""
-    verdicts = []
-    for name in VERIFIERS:
-        task = make_task(name, n, None, c if name == "cgram" else None, False)
-        verdicts.append(run_one(name, task, precision, False, samples, seed, model))
+    tasks = {name: make_task(name, n, None, c if name == "cgram" else None, False)
+             for name in VERIFIERS}  # every parameter error before any work
+    verdicts = [run_one(name, task, precision, False, samples, seed, model)
+                for name, task in tasks.items()]
     maybe_plot(plot, list(VERIFIERS), n, verdicts)
     finish(verdicts, as_json, single=False)
 

@@ -8,6 +8,8 @@ list for ``rnngap``) with a quick variant and an expectation:
 * ``all_have``: keys every JSON object must carry;
 * ``equals``: key -> value pairs every JSON object must match.
 
+``{tmpdir}`` in an argument is replaced by a fresh temporary directory (removed afterwards).
+
 A claim's status is computed, never written down: ``verified`` when it has checks, all pass and
 nothing of it is listed as unchecked; ``partially verified`` when its checks pass but part of it
 is unchecked (the reason is printed); ``FAILED`` when a check fails; ``not checked`` when it has no
@@ -17,6 +19,7 @@ checks (the reason is printed).
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -87,7 +90,8 @@ def run_check(check: Check, quick: bool) -> dict:
 
     args = check.quick if quick else check.command
     t0 = time.perf_counter()
-    res = CliRunner().invoke(main, args)
+    with tempfile.TemporaryDirectory(prefix="rnngap-claims-") as tmp:
+        res = CliRunner().invoke(main, [a.replace("{tmpdir}", tmp) for a in args])
     reason = judge(check.expect, res.exit_code, res.stdout)
     if res.exception is not None and not isinstance(res.exception, SystemExit):
         reason = f"crashed: {type(res.exception).__name__}: {res.exception}"

@@ -60,7 +60,8 @@ def test_claims_cli_single_claim_json():
     r = CliRunner().invoke(main, ["claims", "--quick", "--claim", "C3", "--json"])
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
-    assert rows[0]["claim"] == "C3" and rows[0]["status"] == "verified"
+    assert rows[0]["claim"] == "C3" and rows[0]["status"] == "partially verified"
+    assert "unchecked:" in rows[0]["evidence"]
     assert set(rows[0]) == {"claim", "paper_ref", "status", "evidence", "command"}
     r = CliRunner().invoke(main, ["claims", "--claim", "C99"])
     assert r.exit_code == 2

@@ -32,6 +32,19 @@ def test_verify_index_json():
     assert KEYS <= set(v) and v["verified"] and v["task"] == "index"
 
 
+def test_small_n_json_is_valid_and_samples_zero_works():
+    r = run("verify", "index", "--n", "8", "--json", "--samples", "0")
+    assert r.exit_code == 0, r.output
+    v = json.loads(r.stdout)
+    assert v["verified"] and "every position" in v["enumerated"]
+    assert all(c["name"] != "tail" for c in v["certificates"])  # no vacuous tail lemma
+
+
+def test_precision_that_fits_the_tokens_is_checked_not_refused():
+    r = run("verify", "counting", "--n", "63", "--precision", "6")
+    assert r.exit_code == 1  # tokens 0..63 fit in 6 bits; the proof fails, it is not a usage error
+
+
 def test_verify_index_too_little_precision_exits_1():
     r = run("verify", "index", "--n", "256", "--precision", "12")
     assert r.exit_code == 1
@@ -45,6 +58,12 @@ def test_verify_index_too_little_precision_exits_1():
     ["verify", "index", "--n", "65536", "--precision", "12"],
     ["verify", "index", "--n", "8", "--c", "3"],
     ["construct", "index", "--n", "0", "--out", "x"],
+    ["construct", "index", "--n", "8", "--out", ""],
+    ["verify", "index", "--n", "16", "--alphabet", "100000000"],
+    ["verify", "cgram", "--n", "1000000"],
+    ["verify", "all", "--n", "5"],
+    ["verify", "ar", "--n", "5"],
+    ["verify", "index", "--n", "8", "--samples", "1000000000"],
 ])
 def test_bad_input_is_a_usage_error(args):
     r = run(*args)

@@ -110,11 +110,13 @@ def run_points(run: str, task: str, ns: list[int], samples: int, seed: int) -> d
 
 def _run_state_bits(run: str) -> int | None:
     """State bits of a recurrent run, counted by ``verify.archs`` from its config (the same
-    per-component dtypes as ``rnngap bound --config``)."""
+    components as ``rnngap bound --config``, all float32 as rnngap runs keep them)."""
     from rnngap.verify.archs import state_from_config
 
     try:
-        return state_from_config(json.loads((Path(run) / "config.json").read_text())).state_bits
+        cfg = json.loads((Path(run) / "config.json").read_text())
+        # rnngap trains and evaluates in float32: every state component is a float32
+        return state_from_config(cfg, dtype="fp32").state_bits
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -203,6 +205,10 @@ def _markdown(r: dict) -> str:
         row += [_fmt(ys[i]) for ys in r["ceilings"].values()]
         row += [_fmt(m["points"][i].get("accuracy")) for m in r["models"]]
         lines.append("| " + " | ".join(row) + " |")
+    errors = [f"- {m['label']} at n={p['n']}: not evaluated ({p['error']})"
+              for m in r["models"] for p in m["points"] if p.get("error")]
+    if errors:
+        lines += ["", "Not evaluated (shown as '-'):"] + errors
     lines += ["", f"Construction: {r['construction']['label']}.", f"Ceilings: {r['ceiling_note']}"
               + (" (reference sizes: no trained recurrent model given)." if r["reference_bits"]
                  else ".")]
