@@ -46,33 +46,57 @@ def _state_from_flags(arch: str | None, config: str | None, dtype: str | None, f
                                    f"or use a family name ({', '.join(archs.FAMILIES)})")
         return archs.preset_state(arch, dtype)
     if arch in archs.FAMILIES:
-        return archs.state_of(arch, given, arch, "free parameters", dtype)
+        griffin_only = [k for k in ("window", "attention_every") if k in given]
+        if arch != "griffin" and griffin_only:
+            raise click.UsageError(", ".join("--" + k.replace("_", "-") for k in griffin_only)
+                                   + (" apply" if len(griffin_only) > 1 else " applies")
+                                   + " only to --arch griffin")
+        st = archs.state_of(arch, given, arch, "free parameters", dtype)
+        if griffin_only and not any(comp.name.startswith("local KV") for comp in st.components):
+            raise click.UsageError(
+                f"{', '.join('--' + k.replace('_', '-') for k in griffin_only)} has no effect: "
+                f"griffin with {st.params['n_layers']} layers has no local-attention layer (one "
+                f"every {st.params['attention_every']} layers, the last of each group); raise "
+                "--n-layers or lower --attention-every")
+        return st
     raise click.BadParameter(f"unknown preset {arch!r} (see --list-archs)", param_hint="--arch")
 
 
 def _rows(state_bits: int, tasks, orders, alphabet, c) -> list[dict]:
+    """One row per (task, order); a row whose task rejects ``alphabet`` is kept with a
+    ``skipped`` reason (and no numbers) instead of failing the whole table."""
     from rnngap.verify import bounds, ceilings
 
     rows = []
     for task, order in bounds.DEFAULT_ROWS:
         if (tasks and task not in tasks) or order not in orders + ("stream",):
             continue
-        n_star, exact, note = bounds.failure_length(task, state_bits, order, alphabet, c)
+        vocab = ("n vertices (ignores --alphabet)" if alphabet is not None else "n vertices") \
+            if task == "istree" else alphabet if alphabet is not None else "n+1 (grows with n)"
         n0 = {"ar": 2, "cgram": max(c, 4)}.get(task, 4)
-        ex = bounds.count(task, n0, order, alphabet, c)
-        cl = ceilings.ceiling_lengths(task, state_bits, alphabet, c) \
-            if order in ("query-last", "stream") else None
+        try:
+            ex = bounds.count(task, n0, order, alphabet, c)
+            n_star, exact, note = bounds.failure_length(task, state_bits, order, alphabet, c)
+            cl = ceilings.ceiling_lengths(task, state_bits, alphabet, c) \
+                if order in ("query-last", "stream") else None
+        except ValueError as exc:
+            rows.append({"task": task, "order": order, "vocab_size": vocab, "bits_needed": "",
+                         "exact_count": False, "failure_length": None,
+                         "failure_length_exact": False, "failure_note": f"skipped: {exc}",
+                         "ceilings": None, "argument": "", "ceiling_distribution": None,
+                         "skipped": str(exc)})
+            continue
         rows.append({
-            "task": task, "order": order,
-            "vocab_size": alphabet if alphabet is not None else
-            ("n vertices" if task == "istree" else "n+1 (grows with n)"),
-            "bits_needed": ex.formula if ex else "",
-            "exact_count": bool(ex and ex.exact),
+            "task": task, "order": order, "vocab_size": vocab,
+            "bits_needed": ex.formula,
+            "exact_count": bool(ex.exact),
             "failure_length": bounds.big(n_star) if n_star is not None else None,
             "failure_length_exact": exact, "failure_note": note,
-            "ceilings": cl, "argument": ex.argument if ex else "",
+            "ceilings": cl, "argument": ex.argument,
             "ceiling_distribution": ceilings.DISTRIBUTION.get(task) if cl else None,
         })
+    if rows and all("skipped" in r for r in rows):
+        raise ValueError(rows[0]["skipped"])
     return rows
 
 
@@ -80,14 +104,19 @@ def _rows(state_bits: int, tasks, orders, alphabet, c) -> list[dict]:
 @click.option("--state-bits", "-S", type=int, help="S: bits of state the machine keeps.")
 @click.option("--arch", help="A published checkpoint (see --list-archs) or a family name.")
 @click.option("--config", type=click.Path(dir_okay=False), help="Model config JSON (rnngap or HF).")
-@click.option("--d-model", type=int)
-@click.option("--n-layers", type=int)
-@click.option("--d-state", type=int)
-@click.option("--expand", type=float)
-@click.option("--heads", type=int)
-@click.option("--d-conv", type=int)
-@click.option("--head-dim", type=int)
-@click.option("--window", type=int, help="Local attention window (Griffin).")
+@click.option("--d-model", type=int, help="Model width (with a family --arch).")
+@click.option("--n-layers", type=int, help="Number of layers (with a family --arch).")
+@click.option("--d-state", type=int, help="SSM state size per channel (mamba, mamba2).")
+@click.option("--expand", type=float, help="Inner width / d_model (mamba, mamba2; default 2).")
+@click.option("--heads", type=int, help="Heads (gla, retnet, deltanet, linear-attention, mlstm).")
+@click.option("--d-conv", type=int, help="Short-convolution width; d_conv - 1 tokens buffered.")
+@click.option("--head-dim", type=int,
+              help="Head size (mamba2, rwkv6/7; griffin: local-attention head_dim).")
+@click.option("--window", type=int,
+              help="Griffin: local-attention window in tokens (default 2048).")
+@click.option("--attention-every", type=int,
+              help="Griffin: one local-attention layer every this many layers (default 3, as in "
+                   "Griffin/RecurrentGemma: recurrent, recurrent, attention).")
 @click.option("--dtype", help="Bits per state scalar for every component (fp32, bf16, int8...).")
 @click.option("--task", type=click.Choice(["index", "ar", "cgram", "counting", "counting-exact",
                                            "istree"]), help="Only this task.")
@@ -103,7 +132,7 @@ def _rows(state_bits: int, tasks, orders, alphabet, c) -> list[dict]:
 @click.option("--list-archs", is_flag=True, help="List presets with their source configs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
 def bound(state_bits, arch, config, d_model, n_layers, d_state, expand, heads, d_conv, head_dim,
-          window, dtype, task, n, order, alphabet, c, plot, brute, list_archs, as_json):
+          window, attention_every, dtype, task, n, order, alphabet, c, plot, brute, list_archs, as_json):
     """Lower bounds for one-pass machines with S bits of state (any RNN, with or without CoT).
 
     \b
@@ -132,8 +161,17 @@ def bound(state_bits, arch, config, d_model, n_layers, d_state, expand, heads, d
         raise click.BadParameter(f"must be >= 1, got {state_bits}", param_hint="--state-bits")
     if alphabet is not None and alphabet < 1:
         raise click.BadParameter("must be >= 1", param_hint="--alphabet")
+    if c < 2:
+        raise click.BadParameter(f"c must be >= 2, got {c}", param_hint="--c")
+    if plot is not None:
+        _check_plot_path(plot)
     free = {"d_model": d_model, "n_layers": n_layers, "d_state": d_state, "expand": expand,
-            "heads": heads, "d_conv": d_conv, "head_dim": head_dim, "window": window}
+            "heads": heads, "d_conv": d_conv, "head_dim": head_dim, "window": window,
+            "attention_every": attention_every}
+    for key, val in free.items():
+        if val is not None and not val > 0:
+            raise click.BadParameter(f"must be {'> 0' if key == 'expand' else '>= 1'}, got {val}",
+                                     param_hint="--" + key.replace("_", "-"))
     try:
         st = _state_from_flags(arch, config, dtype, free)
     except ValueError as exc:
@@ -160,7 +198,10 @@ def bound(state_bits, arch, config, d_model, n_layers, d_state, expand, heads, d
     if st is not None:
         _add_arch(rows, st)
     if plot:
-        _plot(plot, state_bits, rows, alphabet, c)
+        try:
+            _plot(plot, state_bits, [r for r in rows if "skipped" not in r], alphabet, c)
+        except (OSError, ValueError) as exc:
+            raise click.BadParameter(f"cannot write {plot!r}: {exc}", param_hint="--plot")
     if as_json:
         dump_json(rows)
         return
@@ -187,18 +228,26 @@ def _count_mode(task, n, orders, alphabet, c, state_bits, as_json, brute=False) 
         if state_bits is not None:
             d["state_bits"] = state_bits
             need = d["bits_needed"]
-            d["state_bits_too_few"] = need is not None and need > state_bits
+            # too few is certain when the (lower-bound) class count exceeds 2^S
+            d["state_bits_too_few"] = (need > state_bits if need is not None
+                                       else d["log2_prefix_classes"] > state_bits)
+            d["state_bits_verdict"] = _verdict(d, state_bits)
     if as_json:
         dump_json(out[0] if len(out) == 1 else out)
         return
     for d in out:
         kind = "exactly" if d["exact"] else "at least"
         p = str(d["prefix_classes"]).lstrip(">= ")
-        shown = p if len(p) <= 60 else f"2^{d['log2_prefix_classes']:.3f} (decimal in --json)"
+        if d.get("float_estimate"):
+            kind = "about" if d["exact"] else "at least about"
+            shown = f"2^{d['log2_prefix_classes']:.2f} (floating-point estimate)"
+        else:
+            shown = p if len(p) <= 60 else f"2^{d['log2_prefix_classes']:.3f} (decimal in --json)"
         need = d["bits_needed"]
         click.echo(f"{task} n={n} {d['order']} (alphabet {d['alphabet']}): {kind} {shown} "
                    f"prefix classes; a correct one-pass machine needs >= "
-                   f"{need if need is not None else 'about ' + str(round(d['log2_prefix_classes']))}"
+                   f"{'about ' if need is None or d.get('float_estimate') else ''}"
+                   f"{need if need is not None else round(d['log2_prefix_classes'])}"
                    " bits of state")
         click.echo(f"  argument: {d['argument']}")
         if "brute_force" in d:
@@ -208,6 +257,21 @@ def _count_mode(task, n, orders, alphabet, c, state_bits, as_json, brute=False) 
                        f"distinct rows {bf['distinct_rows']}: {bf['verdict']}")
         if "note" in d:
             click.echo(f"  note: {d['note']}")
+        if "state_bits_verdict" in d:
+            click.echo(f"  S = {state_bits:,d} bits: {d['state_bits_verdict']}")
+
+
+def _verdict(d: dict, state_bits: int) -> str:
+    """What the count says about a machine with ``state_bits`` bits at this n (one line)."""
+    if d["state_bits_too_few"]:
+        return (f"too few: every {state_bits}-bit one-pass machine errs on some input of length "
+                f"n = {d['n']}")
+    up = d.get("upper")
+    up = int(up) if isinstance(up, str) and up.isdigit() else up
+    if d["exact"] and isinstance(up, int) and (up - 1).bit_length() <= state_bits:
+        return ("enough for the counting bound; a machine with this many states exists "
+                "(time-indexed, as in the argument)")
+    return "not ruled out by the counting bound (a lower bound: it does not show S bits suffice)"
 
 
 def _brute(task: str, n: int, order: str, k: int, c: int) -> dict:
@@ -219,7 +283,8 @@ def _brute(task: str, n: int, order: str, k: int, c: int) -> dict:
     size = {"ar": math.perm(k, n // 2) * k ** (n // 2), "istree": math.comb(n * (n - 1) // 2,
             n - 1)}.get(task, k**n * (k * (n + 1) if task == "counting" else max(k, n)))
     if size > 200_000 or (task == "istree" and n > 5):
-        raise click.UsageError(f"--brute enumerates every input: {task} at n={n} is too large")
+        raise click.UsageError(f"--brute enumerates every input: {task} at n={n} is too large "
+                               f"({size} inputs; limit 200000, IsTree n <= 5)")
     ct = bounds.count(task, n, order, None if task == "istree" else k, c)
     if task == "istree":
         best = max(((pc.fooling_number(pc.istree_tables(n, j)), j) for j in range(n)),
@@ -232,7 +297,11 @@ def _brute(task: str, n: int, order: str, k: int, c: int) -> dict:
                 "cgram": lambda: pc.cgram_instances(n, c, k, o),
                 "counting": lambda: pc.counting_instances(n, k, False, o),
                 "counting-exact": lambda: pc.counting_instances(n, k, True, o)}[task]()
-        best, rows = pc.worst_cut(inst), pc.worst_cut(inst, "rows")[0]
+        try:
+            best, rows = pc.worst_cut(inst), pc.worst_cut(inst, "rows")[0]
+        except ValueError as exc:
+            raise click.UsageError(f"--brute: {task} at n={n} is too large to brute-force: "
+                                   f"{exc}; try a smaller --n or --alphabet") from None
         inputs, cut = f"all {len(inst)} inputs", f"after {best[1]} tokens"
     value = best[0]
     ok = value == ct.prefix_classes if ct.exact else \
@@ -276,6 +345,10 @@ def _print_table(rows, state_bits, st, plot) -> None:
     cols = ["task", "order", "vocab", "bits needed", "n*", "n@99%", "n@90%", "n@50%"]
     out = []
     for r in rows:
+        if "skipped" in r:
+            out.append({"task": r["task"], "order": r["order"], "vocab": r["vocab_size"],
+                        "bits needed": "skipped", "n*": "skipped"})
+            continue
         cl = r["ceilings"] or {}
         n_star = r["failure_length"]
         star = _fmt(int(n_star)) if n_star is not None else "-"
@@ -295,10 +368,31 @@ def _print_table(rows, state_bits, st, plot) -> None:
                      f"{idx['transformer_kv_bits_at_failure_length']:,d} bits of KV cache at that n"
                      " (bf16).")
         click.echo(line)
-    click.echo("'>=': lower bound only (not exact); '-': not derived / none; n@a%: Fano ceiling "
-               "on uniform data below a (--json has each row's argument and distribution).")
+    for r in rows:
+        if "skipped" in r:
+            click.echo(f"skipped {r['task']} {r['order']}: {r['skipped']}")
+    click.echo("'>=': lower bound only (not exact); '<=': n* from a lower bound on the classes "
+               "(failure certain there, maybe earlier); '-': not derived / none; n@a%: Fano "
+               "ceiling on uniform data below a (--json has each row's argument and "
+               "distribution).")
     if plot:
         click.echo(f"plot written to {plot}")
+
+
+def _check_plot_path(path: str) -> None:
+    """Usage error (exit 2) unless ``path`` names a file in an existing, writable folder."""
+    import os
+
+    if not path.strip():
+        raise click.BadParameter("empty path", param_hint="--plot")
+    parent = Path(path).parent
+    if Path(path).is_dir():
+        raise click.BadParameter(f"{path!r} is a directory", param_hint="--plot")
+    if not parent.is_dir():
+        raise click.BadParameter(f"folder {str(parent)!r} does not exist (or is not a folder)",
+                                 param_hint="--plot")
+    if not os.access(parent, os.W_OK):
+        raise click.BadParameter(f"folder {str(parent)!r} is not writable", param_hint="--plot")
 
 
 def _plot(path: str, state_bits: int, rows: list[dict], alphabet, c) -> None:

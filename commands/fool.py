@@ -12,11 +12,15 @@ from rnngap.commands._common import dump_json, fail
               show_default=True)
 @click.option("--state-bits", "-B", type=int, required=True, help="B: the machine's state bits.")
 @click.option("--machine", default="hash", show_default=True,
-              help="prefix | hash | module:function (a transition f(state, token) -> state).")
-@click.option("--n", "n", type=int, help="Data length (default: least n with > 2^B classes).")
+              help="prefix | hash | module:function: a transition f(state: int, token: int) -> "
+                   "int; the module must be importable (run from its directory, which is added "
+                   "to sys.path, or set PYTHONPATH). It is called once as f(0, 0) to check it.")
+@click.option("--n", "n", type=int,
+              help=f"Data length, at most {10_000:,d} (default: least n with > 2^B classes).")
 @click.option("--alphabet", type=int, help="Alphabet k (default n+1, as the task's default).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--max-samples", type=int, default=1 << 23, show_default=True)
+@click.option("--max-samples", type=int, default=1 << 23, show_default=True,
+              help="Give up (exit 1) after this many sampled data strings (>= 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
 def fool(task, state_bits, machine, n, alphabet, seed, max_samples, as_json):
     """Birthday search for a fooling pair: two data strings with the same B-bit state after the
@@ -40,13 +44,26 @@ def fool(task, state_bits, machine, n, alphabet, seed, max_samples, as_json):
         n = found
     if n < 1 or (task == "ar" and n % 2):
         raise click.BadParameter("must be >= 1 (even for ar)", param_hint="--n")
+    if n > fl.MAX_N:
+        raise click.BadParameter(f"must be <= {fl.MAX_N:,d} (the search stores and replays every "
+                                 f"sampled string), got {n:,d}", param_hint="--n")
+    if max_samples < 1:
+        raise click.BadParameter(f"must be >= 1, got {max_samples}", param_hint="--max-samples")
     k = alphabet if alphabet is not None else n + 1
     if k < 2 or (task == "ar" and k < n // 2):
         raise click.BadParameter("alphabet too small for the task", param_hint="--alphabet")
+    if task == "ar" and k > fl.MAX_AR_ALPHABET:
+        raise click.BadParameter(f"must be <= {fl.MAX_AR_ALPHABET:,d} for ar (keys are drawn by "
+                                 "permuting the alphabet)", param_hint="--alphabet")
     try:
         m = fl.load_machine(machine, state_bits, k)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise click.BadParameter(str(exc), param_hint="--machine") from None
+    guaranteed = bounds.exceeds(task, n, state_bits, "query-last", k)
+    caveat = (f"no fooling pair is guaranteed: {task} at n = {n}, alphabet {k} has at most 2^"
+              f"{state_bits} prefix classes, so a {state_bits}-bit machine may keep them all apart")
+    if not guaranteed and not as_json:
+        click.echo(f"warning: {caveat}", err=True)
     from tqdm import tqdm
 
     with tqdm(total=max_samples, unit="inputs", disable=as_json, leave=False) as bar:
@@ -56,9 +73,9 @@ def fool(task, state_bits, machine, n, alphabet, seed, max_samples, as_json):
             fail(str(exc))
     if res is None:
         fail(f"no fooling pair within {max_samples} samples (search is probabilistic; "
-             "raise --max-samples or change --seed)")
+             "raise --max-samples or change --seed)" + ("" if guaranteed else f"; {caveat}"))
     if as_json:
-        dump_json({**res.__dict__, "verified": True})
+        dump_json({**res.__dict__, "verified": True, "pair_guaranteed": guaranteed})
         return
     wrong = ([name for name, a in (("A", res.answer_a), ("B", res.answer_b)) if a != res.output]
              if res.output is not None else None)

@@ -82,3 +82,37 @@ def test_cli_arch_json_and_kv(tmp_path):
     assert r.exit_code == 2
     r = CliRunner().invoke(bound, ["--arch", "mamba", "--d-model", "64", "--n-layers", "2"])
     assert r.exit_code == 0 and "S = " in r.output
+
+
+def test_griffin_window_counts_and_is_validated():
+    base = ["--arch", "griffin", "--d-model", "64", "--n-layers", "3", "--json"]
+    s16 = json.loads(CliRunner().invoke(bound, base + ["--window", "16"]).output)[0]
+    s32 = json.loads(CliRunner().invoke(bound, base + ["--window", "32"]).output)[0]
+    assert s32["state_bits"] - s16["state_bits"] == 16 * 2 * 1 * 256 * 16  # KV tokens x bf16
+    for bad in (["--window", "-5"], ["--window", "0"], ["--attention-every", "0"]):
+        r = CliRunner().invoke(bound, base + bad)
+        assert r.exit_code == 2 and "Traceback" not in r.output
+    r = CliRunner().invoke(bound, ["--arch", "griffin", "--d-model", "64", "--n-layers", "2",
+                                   "--window", "16"])
+    assert r.exit_code == 2 and "no local-attention layer" in r.output
+    r = CliRunner().invoke(bound, ["--arch", "griffin", "--d-model", "64", "--n-layers", "2",
+                                   "--window", "16", "--attention-every", "2", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)[0]["state_bits"] > 0
+    r = CliRunner().invoke(bound, ["--arch", "mamba", "--d-model", "64", "--n-layers", "2",
+                                   "--window", "16"])
+    assert r.exit_code == 2
+    st = archs.state_of("griffin", {"d_model": 64, "n_layers": 6})
+    assert any(c.name.startswith("local KV") for c in st.components)  # default: 1 in 3 layers
+
+
+@pytest.mark.parametrize("arch", ["hybrid", "transformer"])
+def test_rnngap_run_config_with_global_attention(tmp_path, arch):
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps({"model": {"arch": arch, "d_model": 16, "n_layers": 1,
+                                       "d_state": 4, "n_heads": 2, "model": "lm"}}))
+    r = CliRunner().invoke(bound, ["--config", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["failure_length"] is None and "grows with n" in d["argument"]
+    r = CliRunner().invoke(bound, ["--config", str(p)])
+    assert r.exit_code == 0 and "no failure length" in r.output

@@ -142,7 +142,7 @@ def test_stirling_row_known_values():
 @pytest.mark.parametrize("S", [1, 3, 8, 17, 40, 64])
 def test_failure_length_is_least_by_linear_scan(task, S):
     ns, exact, _ = bounds.failure_length(task, S)
-    assert exact
+    assert exact == (task != "cgram")  # c-gram counts are lower bounds: n* is an upper bound
     step, start = (2, 2) if task == "ar" else (1, 2 if task in ("cgram", "istree") else 1)
     order = "stream" if task == "istree" else "query-last"
     n = start
@@ -279,3 +279,84 @@ def test_cgram_bigram_family_is_a_fooling_set(n, k):
     table = pc.rows_at_cut(pc.cgram_instances(n, 2, k, "last"), n)
     assert pc.is_fooling_set(table, fam)
     assert bounds.cgram_count(n, 2, k).prefix_classes >= len(fam)
+
+
+# --- review fixes (careless-user audit) ---
+
+@pytest.mark.parametrize("args", [
+    ["--task", "cgram", "--n", "6", "--c", "0"], ["--task", "cgram", "--n", "6", "--c", "1"],
+    ["--state-bits", "64", "--c", "1"],
+    ["--task", "cgram", "--n", "4", "--c", "3", "--brute"],
+    ["--state-bits", "64", "--plot", "/proc/x.png"], ["--state-bits", "64", "--plot", ""],
+    ["--task", "counting", "--state-bits", "64", "--alphabet", "1"]])
+def test_cli_review_usage_errors_exit_2(args):
+    r = CliRunner().invoke(bound, args)
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+
+
+def test_cli_c_and_brute_messages():
+    r = CliRunner().invoke(bound, ["--task", "cgram", "--n", "6", "--c", "0"])
+    assert "c must be >= 2" in r.output
+    r = CliRunner().invoke(bound, ["--task", "cgram", "--n", "4", "--c", "3", "--brute"])
+    assert "too large to brute-force" in r.output and "limit 400" in r.output
+
+
+def test_cli_plot_under_a_regular_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = CliRunner().invoke(bound, ["--state-bits", "64", "--plot", str(f / "x.png")])
+    assert r.exit_code == 2 and "--plot" in r.output
+
+
+def test_lower_bound_rows_report_failure_length_as_upper_bound():
+    r = CliRunner().invoke(bound, ["--state-bits", "512", "--json"])
+    rows = json.loads(r.output)
+    for row in rows:
+        if row["failure_length"] is None:
+            continue
+        if not row["exact_count"]:
+            assert row["failure_length_exact"] is False and row["failure_note"] != "exact"
+    cg = next(x for x in rows if x["task"] == "cgram" and x["order"] == "query-last")
+    assert cg["failure_length_exact"] is False
+    r = CliRunner().invoke(bound, ["--state-bits", "512", "--task", "cgram"])
+    assert "<=" in r.output
+
+
+def test_count_mode_float_estimate_says_about():
+    r = CliRunner().invoke(bound, ["--task", "index", "--n", "1000000000"])
+    assert r.exit_code == 0 and "exactly" not in r.output and "about 2^" in r.output
+    d = json.loads(CliRunner().invoke(bound, ["--task", "index", "--n", "1000000000",
+                                              "--json"]).output)
+    assert d["float_estimate"] is True
+
+
+def test_count_mode_uses_state_bits():
+    r = CliRunner().invoke(bound, ["--task", "index", "--n", "5", "--state-bits", "8"])
+    assert r.exit_code == 0 and "S = 8 bits: too few" in r.output
+    r = CliRunner().invoke(bound, ["--task", "index", "--n", "5", "--state-bits", "13"])
+    assert "S = 13 bits: enough" in r.output
+    d = json.loads(CliRunner().invoke(bound, ["--task", "index", "--n", "5", "--state-bits",
+                                              "8", "--json"]).output)
+    assert d["state_bits_too_few"] is True and "too few" in d["state_bits_verdict"]
+
+
+def test_alphabet_invalid_rows_are_skipped_and_istree_vocab():
+    r = CliRunner().invoke(bound, ["--state-bits", "64", "--alphabet", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    skipped = {(x["task"], x["order"]) for x in rows if "skipped" in x}
+    assert ("counting", "query-last") in skipped and ("index", "query-last") not in skipped
+    r = CliRunner().invoke(bound, ["--state-bits", "64", "--alphabet", "2", "--json"])
+    ist = next(x for x in json.loads(r.output) if x["task"] == "istree")
+    assert ist["vocab_size"] != 2 and "vertices" in ist["vocab_size"]
+    r = CliRunner().invoke(bound, ["--state-bits", "64", "--alphabet", "1"])
+    assert r.exit_code == 0 and "skipped counting" in r.output
+
+
+def test_size_flags_have_help():
+    out = CliRunner().invoke(bound, ["--help"]).output
+    for flag in ("--d-model", "--n-layers", "--d-state", "--expand", "--heads", "--d-conv",
+                 "--head-dim", "--attention-every"):
+        line = next(x for x in out.splitlines() if x.strip().startswith(flag))
+        assert len(line.split()) > 2, line  # flag, metavar, help text

@@ -70,3 +70,35 @@ def test_cli_bad_input(args):
 def test_cli_not_found_exit_1():
     r = CliRunner().invoke(fool, ["--state-bits", "40", "--max-samples", "100"])
     assert r.exit_code == 1
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--state-bits", "16", "--machine", "os:getcwd"], "f(state: int, token: int)"),
+    (["--state-bits", "16", "--machine", "os:sep"], "not callable"),
+    (["--state-bits", "8", "--n", "1000000000"], "<="),
+    (["--state-bits", "8", "--max-samples", "0"], ">= 1")])
+def test_cli_review_bad_input_exit_2(args, msg):
+    r = CliRunner().invoke(fool, args)
+    assert r.exit_code == 2 and msg in r.output, r.output
+
+
+def test_user_machine_from_current_directory(tmp_path, monkeypatch):
+    (tmp_path / "cwd_fsm.py").write_text("def step(s, t):\n    return (s * 7 + t) % 256\n")
+    monkeypatch.chdir(tmp_path)
+    try:
+        m = fl.load_machine("cwd_fsm:step", 8, 9)
+        assert m.run([1, 2]) == [1, 9]
+        assert str(tmp_path) not in sys.path  # only added for the import
+    finally:
+        sys.modules.pop("cwd_fsm", None)
+
+
+def test_no_pair_guaranteed_warning_and_exact_progress():
+    r = CliRunner().invoke(fool, ["--state-bits", "30", "--n", "3", "--max-samples", "5000"])
+    assert r.exit_code == 1 and "no fooling pair is guaranteed" in r.output
+    seen = []
+    m = fl.load_machine("hash", 40, 4)
+    assert fl.birthday_search("index", m, 3, 4, max_samples=5000, progress=seen.append) is None
+    assert sum(seen) == 5000
+    r = CliRunner().invoke(fool, ["--task", "index", "--state-bits", "24", "--json"])
+    assert json.loads(r.output)["pair_guaranteed"] is True

@@ -14,7 +14,9 @@ model S = sum over carried tensors of (number of scalars) x (bits per scalar). C
 * xLSTM mLSTM: per head C (d_qk x d_v / heads^2), normalizer n (d_qk / heads), stabilizer m (1).
 * Griffin / RecurrentGemma (De et al. 2024): RG-LRU layers carry lru_width plus a conv buffer
   lru_width x (conv1d_width - 1); local-attention layers carry a KV cache of ``window`` tokens:
-  window x 2 x kv_heads x head_dim. Hawk: RG-LRU layers only.
+  window x 2 x kv_heads x head_dim. Layer i (0-based) is local attention when
+  i % attention_every == attention_every - 1 (default 3: recurrent, recurrent, attention, as in
+  Griffin and RecurrentGemma). Hawk: RG-LRU layers only.
 * LSTM: h and c (2 d per layer); GRU: h (d per layer).
 
 Bits per scalar. Matrix/SSM states default to float32: the reference scan kernels (mamba_ssm
@@ -143,7 +145,10 @@ def state_of(family: str, params: dict, name: str | None = None, source: str = "
         if conv:
             comps.append(Component("short conv buffers", layers * (2 * dk + dv) * conv, bb))
     elif family in ("griffin", "hawk"):
-        every = int(p.get("attention_every", 0)) if family == "griffin" else 0
+        every = int(p.get("attention_every", 3)) if family == "griffin" else 0
+        if family == "griffin" and (every < 1 or int(p["window"]) < 1):
+            raise ValueError(f"griffin needs window >= 1 and attention_every >= 1, got window "
+                             f"{p['window']}, attention_every {every}")
         n_att = sum(1 for i in range(layers) if every and i % every == every - 1)
         n_rec = layers - n_att
         w = int(p.get("lru_width") or d)
@@ -153,6 +158,9 @@ def state_of(family: str, params: dict, name: str | None = None, source: str = "
             kv = n_att * int(p["window"]) * 2 * int(p["kv_heads"]) * int(p["head_dim"])
             comps.append(Component(f"local KV cache ({p['window']} tokens)", kv, bb))
             notes.append(f"{n_att} local-attention layers, {n_rec} recurrent layers")
+        elif family == "griffin":
+            notes.append(f"no local-attention layer: {layers} layers, one attention layer every "
+                         f"{every} (the last of each group)")
     elif family in ("lstm", "gru"):
         comps.append(Component("h, c" if family == "lstm" else "h",
                                layers * d * (2 if family == "lstm" else 1), sb))
@@ -247,6 +255,10 @@ def preset_state(name: str, dtype: str | None = None) -> ArchState:
     return state_of(family, params, name, source, dtype)
 
 
+#: rnngap training-config ``arch`` values whose models attend globally (state grows with n)
+GLOBAL_ATTENTION_ARCHS = ("hybrid", "transformer")
+
+
 def state_from_config(cfg: dict, dtype: str | None = None) -> ArchState:
     """Parse a model config: the one place to adapt when training configs change shape.
 
@@ -260,6 +272,13 @@ def state_from_config(cfg: dict, dtype: str | None = None) -> ArchState:
         cfg = cfg["model"]
     if "arch" in cfg:
         fam = str(cfg["arch"]).lower().replace("_", "-")
+        if fam in GLOBAL_ATTENTION_ARCHS:
+            what = ("Transformer: every layer attends globally" if fam == "transformer" else
+                    "hybrid: recurrent layers plus global attention")
+            note = (f"{what}; global attention: the KV cache grows with n, so the state is "
+                    "unbounded and no failure length follows (attention retrieves: C2, C6)")
+            return ArchState(f"config ({fam})", fam, dict(cfg), (), "rnngap model config", True,
+                             (note,))
         params = {k: v for k, v in cfg.items() if k not in ("arch", "dtype")}
         return state_of(fam, params, f"config ({fam})", "rnngap model config",
                         dtype or cfg.get("dtype"))

@@ -166,6 +166,8 @@ def cgram_family(n: int, c: int, k: int) -> tuple[int, int]:
     or filler), each key occurs once, and its successor is v_i; so two members with different
     value vectors are told apart by the first differing key: size (k - a)^m.
     """
+    if c < 2:
+        raise ValueError(f"c must be >= 2, got {c}")
     m = n // c
     if m == 0:
         return 1, 0
@@ -338,8 +340,9 @@ def failure_length(task: str, state_bits: int, order: str = "query-last",
     """``(n*, exact, note)``: n* is the least valid n with P(n) > 2**S, so no S-bit machine is correct
     on every input of length n* (nor, P being nondecreasing, of any longer length).
 
-    ``exact`` is False only for IsTree beyond ISTREE_EXACT_MAX, where n* comes from a lower
-    bound on P (then every S-bit machine still fails at n*, but a shorter length may too).
+    ``exact`` is False when n* comes from a lower bound on P: the rows of LOWER_BOUND_ONLY
+    (c-gram, AR query-first) and IsTree beyond ISTREE_EXACT_MAX (then every S-bit machine still
+    fails at n*, but a shorter length may too: n* is an upper bound on the true failure length).
     None when no valid n exceeds 2**S (a fixed alphabet can cap P; AR needs k >= n/2), or for
     query-first orders when S > FIRST_MAX_BITS (n* is then beyond 2**(S/(2c)); not searched).
     """
@@ -364,7 +367,17 @@ def failure_length(task: str, state_bits: int, order: str = "query-last",
         return (least_true(fails, ISTREE_EXACT_MAX + 1, 1, cap), False,
                 "from the lower bound S(n,b) >= b^(n-b): failure is certain here, maybe earlier")
     found = least_true(fails, start, step, cap)
-    return found, True, "exact" if found is not None else f"no valid n <= {big(cap)} exceeds 2^S"
+    if found is None:
+        return None, True, f"no valid n <= {big(cap)} exceeds 2^S"
+    if (task, order) in LOWER_BOUND_ONLY:
+        return found, False, ("from a lower bound on the prefix classes: failure is certain "
+                              "here, maybe earlier (an upper bound on the true n*)")
+    return found, True, "exact"
+
+
+#: (task, order) whose P(n) is only a lower bound (Count.exact False): their n* is an upper bound
+LOWER_BOUND_ONLY = frozenset({("cgram", "query-last"), ("cgram", "query-first"),
+                              ("ar", "query-first")})
 
 
 BIG_COUNT_BITS = 4_000_000  # count mode expands P(n) exactly only below this many bits
@@ -392,7 +405,7 @@ def summarize(task: str, n: int, order: str = "query-last", alphabet: int | None
     return {"task": task, "order": order, "n": n, "alphabet": n + 1 if alphabet is None
             else alphabet, "prefix_classes": f"2^{lg:.6f}", "exact": small.exact,
             "bits_needed": bits, "log2_prefix_classes": round(lg, 6),
-            "argument": small.argument, "formula": small.formula,
+            "argument": small.argument, "formula": small.formula, "float_estimate": True,
             "note": "P(n) not expanded (too large); log2 from the closed form in floating point"}
 
 

@@ -15,12 +15,16 @@ inputs are re-run from scratch with the scalar transition, token by token.
 Built-in machines: ``prefix`` keeps the first floor(B / ceil(log2 k)) data tokens verbatim and
 ignores the rest (it answers Index correctly for early positions); ``hash`` keeps a B-bit
 multiplicative rolling hash of everything read. A user machine is ``module:function`` with the
-signature ``f(state: int, token: int) -> int``.
+signature ``f(state: int, token: int) -> int``; the module must be importable (the current
+directory is added to ``sys.path``; otherwise set PYTHONPATH).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +33,9 @@ import numpy as np
 _MULT = 0x9E3779B1  # odd multiplier (Knuth's golden-ratio constant), invertible mod 2**B
 
 TASKS = ("index", "ar", "counting")
+MAX_N = 10_000  # longest data string the search accepts (every collision is replayed token by token)
+MAX_AR_ALPHABET = 1_000_000  # AR sampling permutes the whole alphabet for every row
+BATCH_ELEMENTS = 1 << 24  # int64s per sampled batch (128 MiB)
 
 
 @dataclass
@@ -105,7 +112,11 @@ def hash_machine(bits: int, k: int) -> Machine:
 
 
 def load_machine(spec: str, bits: int, k: int) -> Machine:
-    """``prefix``, ``hash`` or ``module:function`` (a user transition f(state, token) -> state)."""
+    """``prefix``, ``hash`` or ``module:function`` (a user transition f(state, token) -> state).
+
+    The module is imported with the current directory on ``sys.path``; the function is called
+    once as ``f(0, 0)`` to check its signature. ValueError: cannot be loaded; TypeError: not a
+    transition with that signature."""
     if spec == "prefix":
         return prefix_machine(bits, k)
     if spec == "hash":
@@ -113,10 +124,26 @@ def load_machine(spec: str, bits: int, k: int) -> Machine:
     if ":" not in spec:
         raise ValueError(f"machine must be prefix, hash or module:function, got {spec!r}")
     mod, attr = spec.split(":", 1)
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:  # a machine in the current directory is importable without PYTHONPATH
+        sys.path.insert(0, cwd)
     try:
         fn = getattr(importlib.import_module(mod), attr)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load {spec!r}: {exc}") from None
+        raise ValueError(f"cannot load {spec!r}: {exc} (the module must be importable: run "
+                         "from its directory or add that directory to PYTHONPATH)") from None
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+    sig = "expected a function f(state: int, token: int) -> int"
+    if not callable(fn):
+        raise TypeError(f"{spec!r} is a {type(fn).__name__}, not callable; {sig}")
+    try:  # one probe call, so a wrong signature is a clear error and not a traceback mid-search
+        int(fn(0, 0))
+    except Exception as exc:  # noqa: BLE001  (any failure of the user's code: report it)
+        raise TypeError(f"calling {spec}(0, 0) failed with {type(exc).__name__}: {exc}; "
+                        f"{sig}") from None
     return Machine(spec, bits, fn)
 
 # --- tasks: samplers, queries and solvers (our own; conventions of notes/tasks_api.md) ---
@@ -156,6 +183,12 @@ def answer(task: str, data: tuple[int, ...], query: tuple[int, ...]) -> int:
 
 def separating_query(task: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
     """A query valid for both data rows on which the correct answers differ, or None."""
+    if task == "counting":  # the first (q, t) of the loop below, in O(n): t = the smaller count
+        ca, cb = Counter(a), Counter(b)
+        for q in sorted(ca):
+            if q in cb and ca[q] != cb[q]:
+                return (q, min(ca[q], cb[q]))
+        return None
     valid_b = set(queries(task, b))
     for q in queries(task, a):
         if q in valid_b and answer(task, a, q) != answer(task, b, q):
@@ -190,10 +223,15 @@ def birthday_search(task: str, machine: Machine, n: int, k: int, seed: int = 0,
     them; verify by re-running both full inputs with the scalar transition. None if not found."""
     if task not in TASKS:
         raise ValueError(f"fool supports tasks {', '.join(TASKS)}; got {task!r}")
+    if max_samples < 1:
+        raise ValueError(f"max_samples must be >= 1, got {max_samples}")
     rng = np.random.default_rng(seed)
     seen: dict[int, bytes] = {}
-    drawn, size = 0, 4096
+    width = max(n, k) if task == "ar" else n  # AR draws a permutation of the alphabet per row
+    cap = max(1, BATCH_ELEMENTS // width)  # rows per batch: at most BATCH_ELEMENTS int64s
+    drawn, size = 0, min(4096, cap)
     while drawn < max_samples:
+        size = min(size, max_samples - drawn)
         data = sample_data(task, n, k, size, rng)
         states = machine.states(data)
         for row, st in zip(data, states.tolist()):
@@ -208,7 +246,7 @@ def birthday_search(task: str, machine: Machine, n: int, k: int, seed: int = 0,
         drawn += size
         if progress:
             progress(size)
-        size = min(size * 2, 1 << 20)
+        size = min(size * 2, 1 << 20, cap)
     return None
 
 

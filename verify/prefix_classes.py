@@ -69,7 +69,8 @@ def fooling_number(table: dict[tuple, Row], max_nodes: int = 400) -> int:
     if is_total(table):
         return len(uniq)
     if len(uniq) > max_nodes:
-        raise ValueError(f"{len(uniq)} distinct rows: too many for an exact clique search")
+        raise ValueError(f"{len(uniq)} distinct rows: too many for an exact clique search "
+                         f"(limit {max_nodes})")
     import networkx as nx
 
     g = nx.Graph()
