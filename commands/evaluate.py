@@ -9,12 +9,13 @@ from rnngap.commands._common import dump_json, fail
 
 @click.command(context_settings={"show_default": True})
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--n", type=int, default=None, help="Evaluate at this task size [default: trained n].")
+@click.option("--n", type=int, default=None,
+              help="Evaluate at this task size, at most 8192 [default: trained n].")
 @click.option("--format", "fmt", default=None, help="IsTree format [default: trained format].")
 @click.option("--samples", type=int, default=256, help="Test samples (a held-out seed stream).")
 @click.option("--batch-size", type=int, default=64)
 @click.option("--seed", type=int, default=None, help="Test stream seed [default: the run's seed].")
-@click.option("--device", default="cpu", help="cpu | cuda | auto")
+@click.option("--device", default="cpu", help="cpu | cuda | cuda:K | auto")
 @click.option("--progress/--no-progress", default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
 def evaluate(run_dir: str, n: int | None, fmt: str | None, samples: int, batch_size: int,
@@ -33,6 +34,11 @@ def evaluate(run_dir: str, n: int | None, fmt: str | None, samples: int, batch_s
             raise click.BadParameter(f"must be >= 1, got {v}", param_hint=f"--{name}")
     if seed is not None and seed < 0:
         raise click.BadParameter("must be >= 0", param_hint="--seed")
+    from rnngap.learned.data import MAX_N
+
+    if n is not None and n > MAX_N:
+        raise click.BadParameter(f"must be <= {MAX_N} for the learned models, got {n}",
+                                 param_hint="--n")
     from rnngap.learned.checkpoint import CheckpointError
     from rnngap.learned.evaluate import evaluate as run_eval
     from rnngap.learned.evaluate import load_run

@@ -11,17 +11,22 @@ from rnngap.commands._common import dump_json
 @click.option("--arch", type=click.Choice(["transformer", "mamba", "hybrid", "rnn", "llama"]),
               required=True)
 @click.option("--size", type=click.Choice(["tiny", "0.5m", "1m", "2m"]), default="0.5m")
-@click.option("--n", type=int, default=16, help="IsTree n (sets the vocabulary: n + 17).")
+@click.option("--n", type=int, default=16,
+              help="IsTree n, 4 <= n <= 8192 (sets the vocabulary: n + 17).")
 @click.option("--context", type=int, default=None,
-              help="Context length for the KV-cache size of attention models [default: the "
-                   "IsTree CoT length for n].")
+              help="Context length (>= 1) for the KV-cache size of attention models [default: "
+                   "the IsTree CoT length for n].")
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
 def params(arch: str, size: str, n: int, context: int | None, as_json: bool) -> None:
     """Parameter counts (trainable: what is learned; total: plus the frozen number embedding,
     counted once since the head is tied) and state_scalars: numbers carried between tokens
     (Mamba: fixed; attention: KV cache, which grows with the context)."""
-    if n < 4:
-        raise click.BadParameter("must be >= 4", param_hint="--n")
+    from rnngap.learned.data import MAX_N
+
+    if not 4 <= n <= MAX_N:
+        raise click.BadParameter(f"must be between 4 and {MAX_N}, got {n}", param_hint="--n")
+    if context is not None and context < 1:
+        raise click.BadParameter(f"must be >= 1, got {context}", param_hint="--context")
     from rnngap.learned.configs import OFFICIAL_TRAINABLE, canonical_arch, named_config
     from rnngap.models.lm import LM
     from rnngap.tasks.istree import vocab_size

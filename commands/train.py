@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -19,6 +20,8 @@ def _task_params(items: tuple[str, ...]) -> dict:
         key, sep, val = it.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {it!r}", param_hint="--task-param")
+        if key in out:
+            raise click.BadParameter(f"{key} given more than once", param_hint="--task-param")
         low = val.lower()
         out[key] = True if low == "true" else False if low == "false" else \
             None if low == "none" else int(val) if val.lstrip("-").isdigit() else val
@@ -59,7 +62,8 @@ _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
 @click.command(context_settings={"show_default": True})
 @click.option("--task", type=click.Choice(TASKS), default="istree", help="What to learn.")
 @click.option("--n", "--task-n", "n", type=int, default=16,
-              help="Task size (IsTree: number of vertices). --task-n is an alias for torchrun.")
+              help="Task size (IsTree: number of vertices, >= 4), at most 8192. --task-n is an "
+                   "alias for torchrun.")
 @click.option("--format", "fmt", default="plain",
               help="IsTree: plain | cot | retrieval. Retrieval tasks: plain.")
 @click.option("--family", default="binary", help="IsTree graph family: binary | random.")
@@ -76,14 +80,15 @@ _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
 @click.option("--attn-position", type=int, default=None,
               help="Hybrid: index of the attention layer among the Mamba layers (default: top).")
 @click.option("--scan", type=click.Choice(["auto", "loop", "chunked", "cuda"]), default="auto",
-              help="Mamba selective-scan implementation.")
+              help="Mamba selective-scan implementation (cuda: mamba-ssm kernel, needs a GPU "
+                   "and pip install 'rnngap[gpu]').")
 @click.option("--steps", type=int, default=1000, help="Optimizer steps.")
 @click.option("--batch-size", type=int, default=64, help="Samples per step (per process).")
 @click.option("--lr", type=float, default=None,
               help="Peak learning rate [default: 1e-3 transformer, 3e-4 mamba/hybrid].")
 @click.option("--warmup", type=int, default=100, help="Linear warmup steps.")
-@click.option("--weight-decay", type=float, default=0.01)
-@click.option("--grad-clip", type=float, default=1.0)
+@click.option("--weight-decay", type=float, default=0.01, help="AdamW weight decay (>= 0).")
+@click.option("--grad-clip", type=float, default=1.0, help="Gradient-norm clip (> 0).")
 @click.option("--seed", type=int, default=0, help="Seeds weights and the data stream.")
 @click.option("--log-every", type=int, default=10)
 @click.option("--eval-every", type=int, default=200, help="Teacher-forced eval period (steps).")
@@ -94,7 +99,7 @@ _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Continue the run in this directory from its checkpoint.")
 @click.option("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (>= 1).")
 @click.option("--progress/--no-progress", default=True, help="tqdm progress bar on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.pass_context
@@ -113,8 +118,25 @@ def train(ctx: click.Context, **o) -> None:
         if o[name] < 1:
             raise click.BadParameter(f"must be >= 1, got {o[name]}",
                                      param_hint=f"--{name.replace('_', '-')}")
-    if o["seed"] < 0 or o["warmup"] < 0:
-        raise click.UsageError("--seed and --warmup must be >= 0")
+    from rnngap.learned.data import MAX_N
+
+    if o["n"] > MAX_N:
+        raise click.BadParameter(f"must be <= {MAX_N} for the learned models, got {o['n']}",
+                                 param_hint="--n")
+    for name in ("seed", "warmup"):
+        if o[name] < 0:
+            raise click.BadParameter(f"must be >= 0, got {o[name]}", param_hint=f"--{name}")
+    if o["threads"] is not None and o["threads"] < 1:
+        raise click.BadParameter(f"must be >= 1, got {o['threads']}", param_hint="--threads")
+    for name, ok, want in (("lr", o["lr"] is None or (o["lr"] > 0 and math.isfinite(o["lr"])),
+                            "a finite number > 0"),
+                           ("grad_clip", o["grad_clip"] > 0 and math.isfinite(o["grad_clip"]),
+                            "a finite number > 0"),
+                           ("weight_decay", o["weight_decay"] >= 0
+                            and math.isfinite(o["weight_decay"]), "a finite number >= 0")):
+        if not ok:
+            raise click.BadParameter(f"must be {want}, got {o[name]}",
+                                     param_hint=f"--{name.replace('_', '-')}")
     if o["resume"] and o["out"]:
         raise click.UsageError("give either --out (new run) or --resume (existing run), not both")
     if not o["resume"] and not o["out"]:
@@ -122,9 +144,13 @@ def train(ctx: click.Context, **o) -> None:
     import torch
 
     from rnngap.learned.checkpoint import CheckpointError, read_run_config
-    from rnngap.learned.train import run_config
+    from rnngap.learned.train import pick_device, run_config
     from rnngap.learned.train import train as do_train
 
+    try:
+        pick_device(o["device"])
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if o["threads"]:
         torch.set_num_threads(o["threads"])
     try:
@@ -151,6 +177,8 @@ def train(ctx: click.Context, **o) -> None:
         fail(str(exc), 1)
     except ValueError as exc:
         raise click.UsageError(str(exc).splitlines()[0]) from None
+    except OSError as exc:
+        fail(f"{exc.filename or 'run directory'}: {exc.strerror or exc}", 1)
     if summary["rank"] != 0:  # data-parallel workers: rank 0 reports
         pass
     elif o["as_json"]:

@@ -83,7 +83,8 @@ def read_checkpoint(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
 
     path = run / CKPT
     if not path.is_file():
-        raise CheckpointError(f"{run} has no {CKPT}")
+        raise CheckpointError(f"{run} has no {CKPT} (the run stopped before its first "
+                              f"checkpoint; `rnngap train --out {run} ...` starts it over)")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["meta"])

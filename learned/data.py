@@ -26,6 +26,9 @@ ISTREE_FORMATS = ("plain", "cot", "retrieval")
 RETRIEVAL_TASKS = ("index", "ar", "cgram", "counting")
 TASK_NAMES = ("istree", *RETRIEVAL_TASKS)
 FAMILIES = ("binary", "random")
+#: largest task size the learned models accept (the default max_len of the attention models;
+#: the vocabulary, and so the frozen embedding table, grows with n)
+MAX_N = 8192
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class DataSpec:
     def __post_init__(self) -> None:
         if self.task not in TASK_NAMES:
             raise ValueError(f"unknown task {self.task!r}; known: {', '.join(TASK_NAMES)}")
+        if not 1 <= self.n <= MAX_N:
+            raise ValueError(f"--n must be between 1 and {MAX_N} for the learned models, "
+                             f"got {self.n}")
         if self.task == "istree":
             if self.fmt not in ISTREE_FORMATS:
                 raise ValueError(f"unknown format {self.fmt!r} for istree; known: "
@@ -58,6 +64,10 @@ class DataSpec:
             if self.n < MIN_SAMPLE_N:
                 raise ValueError(f"istree needs n >= {MIN_SAMPLE_N}, got {self.n}")
         else:
+            if self.official_quirks:
+                raise ValueError("--official-quirks applies to --task istree only")
+            if self.family != "binary":
+                raise ValueError("--family applies to --task istree only")
             if self.fmt != "plain":
                 raise ValueError(f"task {self.task} has only the 'plain' format (the answer "
                                  f"follows the query), not {self.fmt!r}")

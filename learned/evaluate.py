@@ -26,7 +26,7 @@ import torch
 
 from rnngap.learned import checkpoint as ck
 from rnngap.learned.data import TEST, DataSpec, make_batch, to_training
-from rnngap.learned.train import TrainConfig, masked_loss, pick_device
+from rnngap.learned.train import TrainConfig, check_scan, masked_loss, pick_device
 from rnngap.models.lm import LM, LMConfig
 
 
@@ -34,6 +34,7 @@ def load_run(run: str | Path, n: int | None = None, fmt: str | None = None,
              device: str = "cpu") -> tuple[LM, DataSpec, TrainConfig, dict]:
     """The trained LM of ``run`` (for task size ``n`` / format ``fmt`` if given), its DataSpec,
     TrainConfig and checkpoint metadata. Raises CheckpointError / ValueError on bad input."""
+    dev = pick_device(device)  # an unusable --device is a usage error before any file is read
     run = Path(run)
     cfg = ck.read_run_config(run)
     try:
@@ -47,9 +48,15 @@ def load_run(run: str | Path, n: int | None = None, fmt: str | None = None,
         data = replace(data, n=data.n if n is None else n, fmt=data.fmt if fmt is None else fmt)
         # the number embedding is a fixed function, so a larger vocabulary is the same model
         mcfg = replace(mcfg, vocab_size=data.vocab_size())
+    if mcfg.scan == "cuda" and mcfg.arch != "transformer":
+        try:
+            check_scan(mcfg, dev)
+        except ValueError:
+            # the weights do not depend on the scan: evaluate with the reference scan instead
+            mcfg = replace(mcfg, scan="auto")
     lm = LM(mcfg)
     ck.load_model_weights(lm, tensors)
-    return lm.to(pick_device(device)).eval(), data, tc, meta
+    return lm.to(dev).eval(), data, tc, meta
 
 
 @torch.no_grad()

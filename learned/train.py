@@ -63,8 +63,15 @@ class TrainConfig:
                      "ckpt_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.warmup < 0 or self.seed < 0 or not self.lr > 0:
-            raise ValueError("warmup and seed must be >= 0 and lr > 0")
+        for name in ("warmup", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("lr", "grad_clip"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"{name} must be a finite number > 0, got {v}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -95,9 +102,32 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:k]``; ValueError (one line)
+    for anything else, and for CUDA when this torch has no usable CUDA device ``k``."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {name!r}: expected auto, cpu, cuda or cuda:K")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available (this torch build or "
+                             "machine has no usable GPU); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA "
+                             "device(s) visible")
+    return dev
+
+
+def check_scan(model_cfg: LMConfig, dev: torch.device) -> None:
+    """``scan="cuda"`` needs a CUDA device and mamba_ssm (ValueError with what to install)."""
+    if model_cfg.arch == "transformer" or model_cfg.scan != "cuda":
+        return
+    from rnngap.models.mamba import require_cuda_scan
+    require_cuda_scan(dev)
 
 
 def _dist() -> tuple[int, int]:
@@ -171,6 +201,7 @@ def train(run: str | Path, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig,
         if dev.type == "cuda":
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(dev)
+    check_scan(model_cfg, dev)
     cfg = run_config(model_cfg, data, tc)
     if resume:
         stored = ck.read_run_config(run)
@@ -181,17 +212,74 @@ def train(run: str | Path, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig,
         tensors, meta = ck.read_checkpoint(run)
         if meta.get("config_digest") != ck.config_digest(cfg):
             raise ck.CheckpointError("checkpoint was written for a different config.json")
-    else:
-        if (run / ck.CKPT).exists() or (run / ck.CONFIG).exists():
-            raise ck.CheckpointError(f"{run} already holds a run; use --resume or a new --out")
+    elif (run / ck.CKPT).exists():
+        raise ck.CheckpointError(f"{run} already holds a run; use --resume or a new --out")
+    # Everything that can reject the settings runs BEFORE anything is written into the run
+    # directory: building the model (e.g. a bad attn_position), moving it to the device, and
+    # the sequence length of the first batch against max_len.
+    torch.manual_seed(tc.seed)
+    lm = LM(model_cfg).to(dev)
+    if model_cfg.arch != "mamba":
+        first = make_batch(data, tc.batch_size, tc.seed, rank, TRAIN).tokens.shape[1]
+        if first - 1 > model_cfg.max_len:
+            raise ValueError(f"task sequences of {first - 1} tokens exceed the model's max_len "
+                             f"{model_cfg.max_len}; use a smaller --n")
+    created: list[Path] = []
+    if not resume:
+        # A directory with config.json but no checkpoint is a run that failed or was stopped
+        # before its first checkpoint: it is started over (its config and metrics replaced).
         if world > 1:  # every rank has checked before rank 0 creates the run
             import torch.distributed as dist
             dist.barrier()
         if rank == 0:
-            run.mkdir(parents=True, exist_ok=True)
-            ck.atomic_write_json(run / ck.CONFIG, cfg)
-    torch.manual_seed(tc.seed)
-    lm = LM(model_cfg).to(dev)
+            created = _create_run_dir(run)
+            try:
+                ck.atomic_write_json(run / ck.CONFIG, cfg)
+                (run / ck.METRICS).unlink(missing_ok=True)
+            except OSError as exc:
+                _remove_failed_start(run, created)
+                raise ValueError(f"cannot write into run directory {run}: "
+                                 f"{exc.strerror or exc}") from None
+    try:
+        return _train_loop(run, lm, model_cfg, data, tc, cfg, dev, rank, world,
+                           tensors if resume else None, meta if resume else None,
+                           progress, stop_after)
+    except BaseException:
+        if rank == 0 and not resume and not (run / ck.CKPT).exists():
+            _remove_failed_start(run, created)
+        raise
+
+
+def _create_run_dir(run: Path) -> list[Path]:
+    """mkdir -p ``run``; returns the directories it created (deepest last). ValueError, one
+    line, when the path cannot be a directory (under a file, in /proc, no permission)."""
+    missing = [p for p in (run, *run.parents) if not p.exists()][::-1]
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot create run directory {run}: {exc.strerror or exc}") from None
+    return missing
+
+
+def _remove_failed_start(run: Path, created: list[Path]) -> None:
+    """Undo a start that never reached its first checkpoint: the run files it wrote and the
+    directories it created (when empty), so the same command can simply be rerun."""
+    for name in (ck.CONFIG, ck.METRICS, ck.CONFIG + ".tmp"):
+        try:
+            (run / name).unlink(missing_ok=True)
+        except OSError:
+            pass
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            break
+
+
+def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig,
+                cfg: dict, dev: torch.device, rank: int, world: int, tensors: dict | None,
+                meta: dict | None, progress: bool, stop_after: int | None) -> dict:
+    resume = tensors is not None
     params = [p for p in lm.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]

@@ -33,6 +33,8 @@ from rnngap.models.mamba import MambaConfig, MambaStack
 from rnngap.models.transformer import Transformer, TransformerConfig
 
 ARCHS = ("transformer", "mamba", "hybrid")
+#: largest vocabulary an LM accepts: the frozen (V, d_model) embedding table is built in float64
+MAX_VOCAB = 1 << 17
 
 
 @dataclass
@@ -61,6 +63,9 @@ class LMConfig:
         for name in ("vocab_size", "d_model", "n_layers", "d_state", "n_heads", "d_mlp"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.vocab_size > MAX_VOCAB:
+            raise ValueError(f"vocabulary of {self.vocab_size} tokens exceeds {MAX_VOCAB} (the "
+                             "frozen embedding table); use a smaller --n or alphabet")
         if self.d_model % 2:
             raise ValueError("d_model must be even (sinusoidal embedding pairs)")
         if self.arch != "mamba" and self.d_model % self.n_heads:

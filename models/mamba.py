@@ -136,6 +136,17 @@ def _cuda_scan_available() -> bool:
     return True
 
 
+CUDA_SCAN_HINT = "scan='cuda' needs mamba-ssm and a CUDA device: pip install 'rnngap[gpu]'"
+
+
+def require_cuda_scan(device: torch.device | str | None = None) -> None:
+    """ValueError (one line, what to install) unless mamba_ssm's kernel can run on ``device``."""
+    if device is not None and torch.device(device).type != "cuda":
+        raise ValueError(f"{CUDA_SCAN_HINT} (device is {device}; use --scan auto on CPU)")
+    if not torch.cuda.is_available() or not _cuda_scan_available():
+        raise ValueError(CUDA_SCAN_HINT)
+
+
 # ----------------------------------------------------------------------------- modules
 class MambaMixer(nn.Module):
     """One Mamba-1 S6 mixer (the module docstring gives the equations)."""
@@ -179,6 +190,8 @@ class MambaMixer(nn.Module):
                 if k > 0 else xc[..., :0]
         x = F.silu(self.conv1d(xc)[..., :T]).transpose(1, 2)         # (B, T, di)
         scan = self.cfg.scan
+        if scan == "cuda":
+            require_cuda_scan(u.device)
         if scan == "cuda" or (scan == "auto" and u.is_cuda and _cuda_scan_available()):
             y, h = self._cuda_scan(x, z, state is not None)
         else:

@@ -167,3 +167,36 @@ def test_retrieval_task_eval(tmp_path: Path) -> None:
     lm, data, _, _ = load_run(tmp_path / "i")
     res = evaluate(lm, data, 10, 4, 0)
     assert res["retrievals_executed"] == 0 and 0 <= res["accuracy_generation"] <= 1
+
+
+def test_eval_cli_bad_device_and_n(run_dir: Path, tmp_path: Path) -> None:
+    """Review items 2 and 4: one-line usage errors (exit 2), no traceback, no huge allocation."""
+    r = CliRunner()
+    res = r.invoke(eval_cmd, [str(run_dir), "--device", "tpu"])
+    assert res.exit_code == 2 and "--device 'tpu'" in res.output
+    assert isinstance(res.exception, SystemExit)
+    # the device is checked before the run directory is read
+    res = r.invoke(eval_cmd, [str(tmp_path / "none"), "--device", "tpu"])
+    assert res.exit_code == 2
+    if not torch.cuda.is_available():
+        res = r.invoke(eval_cmd, [str(run_dir), "--device", "cuda"])
+        assert res.exit_code == 2 and "CUDA is not available" in res.output
+    res = r.invoke(eval_cmd, [str(run_dir), "--n", "1000000000"])
+    assert res.exit_code == 2 and "8192" in res.output
+
+
+def test_eval_of_a_cuda_scan_run_falls_back_without_the_kernel(run_dir: Path,
+                                                               tmp_path: Path) -> None:
+    from rnngap.models.mamba import _cuda_scan_available
+
+    if torch.cuda.is_available() and _cuda_scan_available():
+        pytest.skip("the mamba_ssm kernel is available here")
+    d = tmp_path / "gpu_run"
+    d.mkdir()
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg["model"]["scan"] = "cuda"
+    (d / "config.json").write_text(json.dumps(cfg))
+    (d / "checkpoint.safetensors").write_bytes((run_dir / "checkpoint.safetensors").read_bytes())
+    res = CliRunner().invoke(eval_cmd, [str(d), "--json", "--samples", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["samples"] == 2

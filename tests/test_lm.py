@@ -107,3 +107,21 @@ def test_params_cli_json() -> None:
     assert out["total"] == out["trainable"] + 33 * 128 and out["state_scalars"] == 10 * 256 * 19
     res = CliRunner().invoke(params, ["--arch", "lstm"])
     assert res.exit_code == 2
+
+
+def test_params_cli_rejects_bad_context_and_n() -> None:
+    """Review items 4 and 6."""
+    from click.testing import CliRunner
+
+    from rnngap.commands.params import params
+
+    r = CliRunner()
+    for args, hint in ((["--context", "-5"], "--context"), (["--context", "0"], "--context"),
+                       (["--n", "1000000000"], "--n"), (["--n", "3"], "--n")):
+        res = r.invoke(params, ["--arch", "transformer", *args])
+        assert res.exit_code == 2 and hint in res.output, res.output
+        assert isinstance(res.exception, SystemExit)
+    res = r.invoke(params, ["--help"])
+    assert "4 <= n <= 8192" in res.output
+    with pytest.raises(ValueError, match="vocabulary of"):
+        LMConfig(arch="mamba", vocab_size=10**9, d_model=16, n_layers=1)

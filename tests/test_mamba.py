@@ -138,3 +138,15 @@ def test_mamba_ssm_kernel_agrees_with_reference() -> None:
     g_ref = torch.autograd.grad(y_ref.square().sum(), ref.A_log)[0]
     g_fast = torch.autograd.grad(y_fast.square().sum(), fast.A_log)[0]
     torch.testing.assert_close(g_fast, g_ref, atol=1e-3, rtol=1e-3)
+
+
+def test_cuda_scan_without_kernel_is_a_clear_error() -> None:
+    """Review item 3: scan='cuda' where mamba_ssm / CUDA is missing raises a one-line ValueError
+    naming what to install (not ModuleNotFoundError from deep inside forward)."""
+    from rnngap.models.mamba import _cuda_scan_available
+
+    if torch.cuda.is_available() and _cuda_scan_available():
+        pytest.skip("the mamba_ssm kernel is available here")
+    m = MambaMixer(MambaConfig(8, 1, d_state=4, scan="cuda"))
+    with pytest.raises(ValueError, match=r"mamba-ssm.*rnngap\[gpu\]"):
+        m(torch.randn(1, 3, 8))

@@ -187,3 +187,84 @@ def test_ddp_gloo_two_processes(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "d/config.json").read_text())["data"]["n"] == 5
     rows = [json.loads(x) for x in (tmp_path / "d/metrics.jsonl").read_text().split("\n") if x]
     assert rows and all(r["step"] <= 6 for r in rows)  # only rank 0 writes
+
+
+BASE = ["--size", "tiny", "--steps", "2", "--batch-size", "2", "--no-progress"]
+
+
+def _usage(args: list[str], *needles: str) -> None:
+    res = CliRunner().invoke(train_cmd, [*args, *BASE])
+    assert res.exit_code == 2, res.output
+    assert isinstance(res.exception, SystemExit), res.exception  # no traceback
+    assert len(res.output.strip().splitlines()[-1]) > 0 and "Error:" in res.output
+    for nd in needles:
+        assert nd in res.output, res.output
+
+
+def test_cli_bad_out_device_scan_and_n_are_usage_errors(tmp_path: Path) -> None:
+    """Review items 1-4: one line, exit 2, nothing written."""
+    _usage(["--out", "/proc/rnngap-x"], "cannot create run directory")
+    (tmp_path / "file").write_text("x")
+    _usage(["--out", str(tmp_path / "file" / "sub")], "cannot create run directory")
+    out = str(tmp_path / "r")
+    _usage(["--out", out, "--device", "tpu"], "--device 'tpu'")
+    if not torch.cuda.is_available():
+        _usage(["--out", out, "--device", "cuda"], "CUDA is not available")
+    from rnngap.models.mamba import _cuda_scan_available
+    if not (torch.cuda.is_available() and _cuda_scan_available()):
+        _usage(["--out", out, "--scan", "cuda"], "mamba-ssm", "rnngap[gpu]")
+    _usage(["--out", out, "--n", "1000000000"], "--n", "8192")
+    _usage(["--out", out, "--task", "index", "--task-param", "alphabet=1000000000"],
+           "vocabulary")
+    assert not (tmp_path / "r").exists()
+
+
+def test_failed_start_writes_nothing_and_config_only_dir_starts_over(tmp_path: Path) -> None:
+    """Review item 5: a start rejected by the model build leaves no config.json behind; a
+    directory with config.json but no checkpoint can be started over, and --resume says how."""
+    d = tmp_path / "D"
+    _usage(["--out", str(d), "--arch", "hybrid", "--attn-position", "99"], "attn_position")
+    assert not d.exists()
+    r = CliRunner()
+    ok = r.invoke(train_cmd, ["--out", str(d), "--arch", "hybrid", "--json", *BASE])
+    assert ok.exit_code == 0, ok.output
+    (d / "checkpoint.safetensors").unlink()  # as if it had died before its first checkpoint
+    res = r.invoke(train_cmd, ["--resume", str(d)])
+    assert res.exit_code == 1 and "starts it over" in res.output
+    ok = r.invoke(train_cmd, ["--out", str(d), "--arch", "hybrid", "--json", *BASE])
+    assert ok.exit_code == 0, ok.output
+    assert (d / "checkpoint.safetensors").is_file()
+
+
+def test_failure_before_first_checkpoint_is_cleaned_up(tmp_path: Path, monkeypatch) -> None:
+    import rnngap.learned.train as tr
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated failure in step 1")
+
+    monkeypatch.setattr(tr, "masked_loss", boom)
+    mc = named_config("mamba", "tiny", DATA.vocab_size())
+    with pytest.raises(RuntimeError, match="simulated"):
+        train(tmp_path / "new" / "run", mc, DATA, TC, progress=False)
+    assert not (tmp_path / "new").exists()
+
+
+def test_cli_rejects_bad_hyperparameters_naming_the_option(tmp_path: Path) -> None:
+    """Review items 7 and 8."""
+    out = str(tmp_path / "r")
+    _usage(["--out", out, "--task", "index", "--official-quirks"], "istree only")
+    _usage(["--out", out, "--grad-clip", "-1"], "--grad-clip")
+    _usage(["--out", out, "--grad-clip", "nan"], "--grad-clip")
+    _usage(["--out", out, "--weight-decay", "-5"], "--weight-decay")
+    _usage(["--out", out, "--threads", "0"], "--threads")
+    _usage(["--out", out, "--task", "cgram", "--task-param", "c=3", "--task-param", "c=4"],
+           "--task-param", "more than once")
+    _usage(["--out", out, "--lr", "-1"], "--lr", "-1.0")
+    _usage(["--out", out, "--seed", "-1"], "--seed")
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="lr must be"):
+        TrainConfig(lr=-1.0)
+    with pytest.raises(ValueError, match="grad_clip must be"):
+        TrainConfig(grad_clip=0.0)
+    with pytest.raises(ValueError, match="istree only"):
+        DataSpec("index", 8, official_quirks=True)
