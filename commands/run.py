@@ -70,21 +70,40 @@ def run() -> None:
 def istree(method: str, n: int, edges_text: str | None, seed: int | None, family: str,
            no_retrieval: bool, contrast: bool, scaling: bool, quiet: bool,
            as_json: bool) -> None:
-    """Run the IsTree machine on one graph: transcript, verdict, peak state bits, CoT length."""
+    """Run the IsTree machine on one graph: transcript, verdict, peak state bits, CoT length.
+
+    Cost grows about quadratically with n: ~0.15 s at n = 256, ~1 s at n = 1024, ~4-12 s at
+    n = 4096, roughly an hour at n = 65536 (a note on stderr gives the estimate beyond 4096).
+    --contrast and --scaling replace the single run: they take no --edges or
+    --no-retrieval, --contrast takes no --seed or --family, and they exclude each other.
+    """
     if n < 2 or n > 1 << 16:
         raise click.BadParameter(f"must be in 2..65536, got {n}", param_hint="--n")
     if seed is not None and seed < 0:
         raise click.BadParameter(f"must be >= 0, got {seed}", param_hint="--seed")
+    if contrast and scaling:
+        raise click.UsageError("--contrast and --scaling are two different runs: give one")
+    mode = "--contrast" if contrast else "--scaling" if scaling else None
+    if mode:
+        src = click.get_current_context().get_parameter_source("family")
+        ignored = [flag for flag, given in (
+            ("--edges", edges_text is not None), ("--no-retrieval", no_retrieval),
+            ("--seed", contrast and seed is not None),
+            ("--family", src is not None and src.name == "COMMANDLINE")) if given]
+        if ignored:
+            raise click.UsageError(f"{mode} does not use {', '.join(ignored)} "
+                                   f"(see rnngap run istree --help)")
     if scaling:
         _scaling(n, seed or 0, as_json)
         return
     if contrast:
-        if n > 7:
-            raise click.BadParameter("--contrast enumerates graphs: use n <= 7",
+        if not 4 <= n <= 7:
+            raise click.BadParameter("--contrast enumerates graphs on n vertices: use "
+                                     "4 <= n <= 7 (for n < 4 every such edge set is a tree)",
                                      param_hint="--n")
         from rnngap.verify.istree_rag import fool_no_retrieval
 
-        out = fool_no_retrieval(max(n, 3))
+        out = fool_no_retrieval(n)
         if as_json:
             dump_json(out)
             return
@@ -110,6 +129,7 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
                                      param_hint="--n")
         (edges,), _ = T.sample_graphs(n, 1, family, seed=seed or 0)
         source = f"{family} sample, seed {seed or 0}"
+    _warn_cost(n, [n])
     tr = run_istree(n, edges, retrieval=not no_retrieval)
     truth = T.is_tree(n, edges)
     out = {"n": n, "method": method, "source": source, "retrieval": not no_retrieval,
@@ -132,6 +152,16 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
         fail("the machine answered wrongly (a bug)")
 
 
+def _warn_cost(n: int, sizes: list[int]) -> None:
+    """One note on stderr when the runs (one graph per size) will take long."""
+    from rnngap.commands.verify_istree import seconds_per_graph
+
+    est = sum(seconds_per_graph(m) for m in sizes)
+    if n > 4096 or est > 60:
+        click.echo(f"note: n={n} takes roughly {est / 60:.0f} minute(s) on one core "
+                   f"(cost grows about quadratically with n)", err=True)
+
+
 def _scaling(n_max: int, seed: int, as_json: bool) -> None:
     """``run istree --scaling``: state bits and costs for n = 16, 32, ..., n_max."""
     import time
@@ -143,6 +173,8 @@ def _scaling(n_max: int, seed: int, as_json: bool) -> None:
     if n_max < 16:
         raise click.BadParameter("--scaling needs n >= 16", param_hint="--n")
     rows = []
+    sizes = [16 << k for k in range((n_max // 16).bit_length())]
+    _warn_cost(n_max, 2 * sizes)
     n = 16
     while n <= n_max:
         for fam in T.FAMILIES:
@@ -162,26 +194,41 @@ def _scaling(n_max: int, seed: int, as_json: bool) -> None:
         fail("a verdict was wrong (a bug)")
 
 
+MAX_STEPS_CAP = 50_000
+"""--max-steps cap: the compiled run costs about quadratically in the steps (each retrieval
+scans the transcript): ~1.5 s for 5,000 steps, ~20 s for 20,000, ~2 min for 50,000."""
+
+
 @run.command("tm")
 @click.option("--machine", "machine_name", default=None,
               help="A built-in machine (see --list) ...")
 @click.option("--file", "machine_file", type=click.Path(exists=True, dir_okay=False),
               default=None, help="... or a machine file in the text format below.")
-@click.option("--input", "input_text", default="", help="The input string (symbols, no spaces).")
+@click.option("--input", "input_text", default=None,
+              help="The input string (symbols, no spaces); required for a single run "
+              "(--input '' is the empty input).")
 @click.option("--list", "list_machines", is_flag=True, help="List the built-in machines.")
 @click.option("--check-up-to", "check_len", type=int, default=None,
               help="Instead of one run: compare the compiled RNN with the direct simulator "
               "(and, for built-ins, with a Python specification) on EVERY input of length "
               "<= this.  Exit 1 on any disagreement.")
+@click.option("--max-steps", type=int, default=None,
+              help="Step limit of both simulators [default: 40 (k+3)^2 + 200 for an input of "
+              f"length k]; at most {MAX_STEPS_CAP:,} when given (cost grows about quadratically: ~20 s "
+              "for 20,000 steps).  A run that has not halted by then is reported as 'did not "
+              "halt within N steps' with its real tape, CoT and costs up to that point.")
 @click.option("--no-retrieval", is_flag=True, help="Switch the retrieval oracle off.")
 @click.option("--quiet", is_flag=True, help="Summary only, no transcript.")
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON.")
-def tm(machine_name: str | None, machine_file: str | None, input_text: str, list_machines: bool,
-       check_len: int | None, no_retrieval: bool, quiet: bool, as_json: bool) -> None:
+def tm(machine_name: str | None, machine_file: str | None, input_text: str | None,
+       list_machines: bool, check_len: int | None, max_steps: int | None, no_retrieval: bool,
+       quiet: bool, as_json: bool) -> None:
     """Run a Turing machine as an O(log T)-bit RNN that retrieves each cell's last write.
 
     The transcript shows, per step, the state, the query for the head cell, the retrieved
-    symbol and the write record; it is compared with a direct simulation.
+    symbol and the write record; it is compared with a direct simulation (outcome, output
+    tape and step count).  Two runs that both do not halt within the step limit agree only
+    when they stop at the same limit with the same tape; the output says so.
 
     \b
     Machine file format (one item per line, '#' starts a comment):
@@ -195,11 +242,26 @@ def tm(machine_name: str | None, machine_file: str | None, input_text: str, list
     from rnngap.constructions import turing as TM
 
     if list_machines:
-        for name, m in TM.MACHINES.items():
-            click.echo(f"{name:12s} {m.doc}")
+        if input_text is not None or check_len is not None or max_steps is not None:
+            raise click.UsageError("--list takes no --input, --check-up-to or --max-steps")
+        if as_json:
+            dump_json([{"name": name, "doc": m.doc, "input_alphabet": list(m.input_alphabet)}
+                       for name, m in TM.MACHINES.items()])
+        else:
+            for name, m in TM.MACHINES.items():
+                click.echo(f"{name:12s} {m.doc}")
         return
     if (machine_name is None) == (machine_file is None):
         raise click.UsageError("give exactly one of --machine NAME or --file PATH")
+    if max_steps is not None and not 0 <= max_steps <= MAX_STEPS_CAP:
+        raise click.BadParameter(f"must be in 0..{MAX_STEPS_CAP:,}, got {max_steps}",
+                                 param_hint="--max-steps")
+    if check_len is not None and (input_text is not None or no_retrieval):
+        raise click.UsageError("--check-up-to runs every input with retrieval on: it takes no "
+                               "--input or --no-retrieval")
+    if check_len is None and input_text is None:
+        raise click.UsageError("give --input TEXT (--input '' for the empty input), or "
+                               "--check-up-to N")
     try:
         if machine_file is not None:
             with open(machine_file, encoding="utf-8") as fh:
@@ -211,17 +273,31 @@ def tm(machine_name: str | None, machine_file: str | None, input_text: str, list
                                      f"{', '.join(TM.MACHINES)}", param_hint="--machine")
         if check_len is None:
             machine.check_input(input_text)
-    except ValueError as err:
+    except (ValueError, UnicodeDecodeError) as err:
         raise click.UsageError(str(err)) from None
     if check_len is not None:
-        _check_tm(TM, machine, check_len, as_json)
+        _check_tm(TM, machine, check_len, max_steps, as_json)
         return
-    res = TM.run_compiled(machine, input_text, retrieval=not no_retrieval)
-    ref = TM.simulate(machine, input_text)
-    agree = res.outcome == ref.outcome and res.tape == ref.tape
+    assert input_text is not None
+    limit = machine.step_bound(len(input_text)) if max_steps is None else max_steps
+    if limit > 10_000:
+        click.echo(f"note: step limit {limit:,}: a machine that runs that long takes about "
+                   f"{max(1, round(22 * (limit / 20_000) ** 2))} s", err=True)
+    try:
+        res = TM.run_compiled(machine, input_text, retrieval=not no_retrieval,
+                              max_steps=limit)
+        ref = TM.simulate(machine, input_text, max_steps=limit)
+    except (RuntimeError, ValueError, KeyError) as err:  # not a step-limit stop: a real error
+        fail(f"the run failed (not a step-limit stop): {type(err).__name__}: {err}")
+        return
+    agree = (res.outcome, res.tape, res.steps) == (ref.outcome, ref.tape, ref.steps)
+    both_cut = agree and res.outcome == "timeout"
     out = {"machine": machine.name, "input": input_text, "retrieval": not no_retrieval,
+           "max_steps": limit, "halted": res.outcome != "timeout",
            "outcome": res.outcome, "output": res.tape, "steps": res.steps,
-           "direct_outcome": ref.outcome, "direct_output": ref.tape, "agree": agree,
+           "direct_outcome": ref.outcome, "direct_output": ref.tape,
+           "direct_steps": ref.steps, "agree": agree,
+           "agree_only_up_to_step_limit": both_cut,
            "peak_state_bits": res.peak_bits, "declared_state_bits": res.declared_bits,
            "cot_tokens": res.cot_len, "retrievals": res.retrievals}
     if not quiet:
@@ -231,16 +307,25 @@ def tm(machine_name: str | None, machine_file: str | None, input_text: str, list
     else:
         if not quiet:
             click.echo(res.transcript)
-        click.echo(f"{machine.name}({input_text!r}): {res.outcome}, tape {res.tape!r}, "
-                   f"{res.steps} steps; direct simulator: {ref.outcome}, {ref.tape!r} "
-                   f"({'agree' if agree else 'DISAGREE'})")
+
+        def says(o: str, tape: str, steps: int) -> str:
+            if o == "timeout":
+                return f"did not halt within {limit} steps (tape then {tape!r})"
+            return f"{o}, tape {tape!r}, {steps} steps"
+
+        verdict = ("agree only up to the step limit: both did not halt within "
+                   f"{limit} steps, same tape" if both_cut else
+                   "agree" if agree else "DISAGREE")
+        click.echo(f"{machine.name}({input_text!r}): {says(res.outcome, res.tape, res.steps)}; "
+                   f"direct simulator: {says(ref.outcome, ref.tape, ref.steps)} ({verdict})")
         click.echo(f"peak state bits: {res.peak_bits} (declared {res.declared_bits})  "
-                   f"CoT tokens: {res.cot_len}  retrievals: {res.retrievals}")
+                   f"CoT tokens: {res.cot_len}  retrievals: {res.retrievals}"
+                   f"{'  (up to the step limit)' if res.outcome == 'timeout' else ''}")
     if not agree and not no_retrieval:
         fail("the compiled machine disagrees with the direct simulator (a bug)")
 
 
-def _check_tm(TM, machine, max_len: int, as_json: bool) -> None:
+def _check_tm(TM, machine, max_len: int, max_steps: int | None, as_json: bool) -> None:
     """``run tm --check-up-to``: every input up to ``max_len``, compiled vs direct vs spec."""
     if not 0 <= max_len <= 12:
         raise click.BadParameter("must be in 0..12", param_hint="--check-up-to")
@@ -252,13 +337,23 @@ def _check_tm(TM, machine, max_len: int, as_json: bool) -> None:
     total = sum(len(machine.input_alphabet) ** k for k in range(max_len + 1))
     with tqdm(total=total, desc=f"tm {machine.name}", file=sys.stderr,
               disable=None, leave=False) as bar:
-        out = TM.check_machine(machine, max_len, spec, bar.update)
+        try:
+            out = TM.check_machine(machine, max_len, spec, bar.update, max_steps=max_steps)
+        except (RuntimeError, ValueError, KeyError) as err:
+            fail(f"a run failed (not a step-limit stop): {type(err).__name__}: {err}")
+            return
     if as_json:
         dump_json(out)
     else:
+        limit = (f"{max_steps}" if max_steps is not None else "40 (k+3)^2 + 200")
         click.echo(f"{machine.name}: {out['inputs']} inputs of length <= {max_len}; "
                    f"compiled vs direct disagreements: {out['disagreements']}; "
                    f"specification {'failures: ' + str(out['spec_failures']) if spec else 'n/a'}")
+        if out["not_halted"]:
+            click.echo(f"  {out['not_halted']} input(s): BOTH did not halt within the step "
+                       f"limit ({limit}) with the same tape -- counted as agreeing only up to "
+                       f"that limit" + (f"; specification not checked on "
+                                        f"{out['spec_skipped']}" if out["spec_skipped"] else ""))
         click.echo(f"  max steps {out['max_steps']}, max CoT tokens {out['max_cot_tokens']}, "
                    f"peak state bits {out['peak_state_bits']} "
                    f"(declared {out['declared_state_bits']})")

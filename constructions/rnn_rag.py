@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,13 +135,25 @@ class BitBoundedRNN:
         return sum(bits)
 
 
+class NotHalted(RuntimeError):
+    """:func:`drive` stopped a machine that had not halted; ``state`` and ``trace`` hold what
+    it had computed up to then (every token written, the peak bits, the retrievals)."""
+
+    def __init__(self, message: str, state: tuple, trace: Trace):
+        super().__init__(message)
+        self.state, self.trace = state, trace
+
+
 def drive(machine: BitBoundedRNN, env: RetrievalEnv, prompt: Sequence[int], start: int,
-          end: int, retrieval: bool = True, max_steps: int = 10**8) -> tuple[tuple, Trace]:
+          end: int, retrieval: bool = True, max_steps: int = 10**8,
+          stop: Callable[[tuple, int], bool] | None = None) -> tuple[tuple, Trace]:
     """Feed ``prompt``, then let the machine write until it halts.
 
     ``retrieval=False`` switches the oracle off: every retrieval slot receives the failure
     token (the machine is unchanged).  Returns the final state and a :class:`Trace` (verdict
-    left None; the caller interprets the state).
+    left None; the caller interprets the state).  Raises :class:`NotHalted` (with the partial
+    trace) after ``max_steps`` written tokens, or earlier when ``stop(state, tokens written
+    after the prompt)`` returns True before a token is written.
     """
     state = machine.init()
     peak = machine.check(state)
@@ -151,7 +163,15 @@ def drive(machine: BitBoundedRNN, env: RetrievalEnv, prompt: Sequence[int], star
         state = machine.read(state, int(t))
         peak = max(peak, machine.check(state))
     prompt_state = state
-    for _ in range(max_steps):
+
+    def partial(why: str) -> NotHalted:
+        tr = Trace(list(env.tokens), len(prompt), None, machine.declared_bits, peak, n_ret,
+                   env.failures, list(env.log), prompt_state)
+        return NotHalted(why, state, tr)
+
+    for written in range(max_steps):
+        if stop is not None and stop(state, written):
+            raise partial(f"stopped before halting after {written} tokens")
         out = machine.emit(state)
         if out == HALT:
             break
@@ -166,7 +186,7 @@ def drive(machine: BitBoundedRNN, env: RetrievalEnv, prompt: Sequence[int], star
         state = machine.read(state, out)
         peak = max(peak, machine.check(state))
     else:
-        raise RuntimeError(f"machine did not halt within {max_steps} steps")
+        raise partial(f"machine did not halt within {max_steps} steps")
     n_fail = env.failures
     trace = Trace(list(env.tokens), len(prompt), None, machine.declared_bits, peak, n_ret,
                   n_fail, list(env.log), prompt_state)

@@ -36,7 +36,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from rnngap.constructions.rnn_rag import HALT, RETRIEVE, BitBoundedRNN, drive
+from rnngap.constructions.rnn_rag import HALT, RETRIEVE, BitBoundedRNN, NotHalted, drive
 from rnngap.constructions.turing_machines import SOURCES
 from rnngap.tasks.retrieval_env import RetrievalEnv
 
@@ -66,7 +66,8 @@ class TuringMachine:
                                  f"alphabet {{{', '.join(self.input_alphabet)}}} of {self.name}")
 
     def step_bound(self, k: int) -> int:
-        """Steps allowed on an input of length k (all built-ins halt well within it)."""
+        """Default step limit on an input of length k: 40 (k + 3)^2 + 200 (all built-ins halt
+        well within it); ``max_steps`` of :func:`simulate` / :func:`run_compiled` overrides it."""
         return 40 * (k + 3) ** 2 + 200
 
 
@@ -123,7 +124,11 @@ MACHINES: dict[str, TuringMachine] = {name: parse_machine(src) for name, src in 
 
 @dataclass(frozen=True)
 class Outcome:
-    """A run's result: 'accept' / 'reject' / 'timeout', the output tape, the steps taken."""
+    """A run's result: 'accept' / 'reject' / 'timeout', the output tape, the steps taken.
+
+    'timeout' means: did not halt within the step limit; ``tape`` is then the tape after
+    exactly that many steps and ``steps`` the limit.
+    """
 
     outcome: str
     tape: str
@@ -139,10 +144,14 @@ def simulate(m: TuringMachine, text: str, max_steps: int | None = None) -> Outco
             hi = max(tape)
             out = "".join(tape.get(i, BLANK) for i in range(1, hi + 1)).rstrip(BLANK)
             return Outcome("accept" if q == m.accept else "reject", out, step)
+        if step == bound:
+            break
         q, w, mv = m.delta[(q, tape.get(h, BLANK))]
         tape[h] = w
         h = max(0, h + MOVES[mv])
-    return Outcome("timeout", "", bound)
+    hi = max(tape)  # not halted: the tape after exactly ``bound`` steps
+    return Outcome("timeout", "".join(tape.get(i, BLANK) for i in range(1, hi + 1))
+                   .rstrip(BLANK), bound)
 
 
 SPECIALS = ("[PAD]", "[BOS]", "[EOS]", "[STARTSEARCH]", "[ENDSEARCH]", "[FAILED]", "[ACCEPT]",
@@ -285,9 +294,17 @@ class CompiledRun:
 
 def run_compiled(m: TuringMachine, text: str, retrieval: bool = True,
                  max_steps: int | None = None) -> CompiledRun:
-    """Run the compiled RNN + retrieval machine on ``text`` and decode its transcript."""
+    """Run the compiled RNN + retrieval machine on ``text`` and decode its transcript.
+
+    A machine that has not halted after ``max_steps`` machine steps (default
+    ``m.step_bound(len(text))``) is stopped there, exactly like :func:`simulate`: outcome
+    'timeout', steps = the limit, and the tape, transcript, peak state bits, CoT length and
+    retrievals are the real ones computed up to that point.
+    """
     m.check_input(text)
     bound = m.step_bound(len(text)) if max_steps is None else max_steps
+    if bound < 0:
+        raise ValueError(f"max_steps must be >= 0, got {bound}")
     # a halting run writes 10 tokens per step and 5 per output cell; the token budget below
     # allows that, and within it the head (one cell per step) stays below ``cells``
     limit = 10 * (bound + 1) + 5 * (len(text) + bound + 2) + 10
@@ -299,11 +316,28 @@ def run_compiled(m: TuringMachine, text: str, retrieval: bool = True,
     for i, c in enumerate(text, 1):
         prompt += [AT, voc.num0 + i, voc.sym0 + voc.sym_index[c]]
     prompt.append(EOS)
+    halting = (rnn.acc, rnn.rej)
+
+    def stop(state: tuple[int, ...], written: int) -> bool:
+        # every machine step writes exactly 10 tokens; after ``bound`` steps the RNN is about
+        # to write the state token: stop there unless that state halts (as ``simulate`` does)
+        return written >= 10 * bound and state[0] == P["ST_Q"] and state[1] not in halting
+
     try:
-        _, tr = drive(rnn, env, prompt, S, E, retrieval=retrieval, max_steps=limit)
-    except RuntimeError:
-        return CompiledRun("timeout", "", bound, "", list(env.tokens), 0,
-                           rnn.declared_bits, len(env.tokens) - len(prompt), 0)
+        _, tr = drive(rnn, env, prompt, S, E, retrieval=retrieval, max_steps=limit, stop=stop)
+    except NotHalted as err:
+        tr = err.trace
+        toks = tr.tokens
+        tape = {0: LEFT} | {i + 1: c for i, c in enumerate(text)}
+        steps = 0
+        for base in range(len(prompt), len(toks) - 9, 10):  # q S @ h E r @ h w M
+            tape[toks[base + 7] - voc.num0] = voc.names[toks[base + 8]][1:]
+            steps += 1
+        hi = max(tape)
+        out = "".join(tape.get(i, BLANK) for i in range(1, hi + 1)).rstrip(BLANK)
+        shown = " ".join(voc.names[t] for t in toks)
+        return CompiledRun("timeout", out, steps, shown, toks, tr.peak_bits, tr.declared_bits,
+                           tr.cot_len, tr.retrievals)
     toks = tr.tokens
     steps = sum(1 for t in toks[len(prompt):] if t in (TL, TR, TN))
     halt_eos = toks.index(EOS, len(prompt))
@@ -324,24 +358,36 @@ def all_inputs(m: TuringMachine, max_len: int) -> Iterator[str]:
 
 def check_machine(m: TuringMachine, max_len: int,
                   spec: Callable[[str, str, str], bool] | None = None,
-                  progress: Callable[[int], None] | None = None) -> dict:
+                  progress: Callable[[int], None] | None = None,
+                  max_steps: int | None = None) -> dict:
     """Run the compiled RNN and the direct simulator on every input of length <= max_len.
 
     Returns a dict: inputs, disagreements (compiled vs direct: outcome, output and step count),
     spec_failures (direct runs violating ``spec(input, outcome, tape)``, when given), the first
-    few bad inputs, the largest step count, CoT length and peak state bits seen.
+    few bad inputs, the largest step count, CoT length and peak state bits seen, and
+    ``not_halted``: inputs on which BOTH did not halt within the same step limit (``max_steps``,
+    default ``m.step_bound(len(x))``) with the same tape -- they agree only up to that limit.
+    A run that halts in one and not in the other is a disagreement.  ``spec`` is not applied
+    to runs cut off by an explicit ``max_steps`` (counted in ``spec_skipped``); under the
+    default limit a non-halting run violates the specification (built-ins must halt).
     """
     out = {"machine": m.name, "max_len": max_len, "inputs": 0, "disagreements": 0,
+           "not_halted": 0, "max_steps_limit": max_steps, "spec_skipped": 0,
            "spec_checked": spec is not None, "spec_failures": 0, "examples": [],
            "max_steps": 0, "max_cot_tokens": 0, "peak_state_bits": 0, "declared_state_bits": 0}
     for x in all_inputs(m, max_len):
-        run, ref = run_compiled(m, x), simulate(m, x)
+        run, ref = run_compiled(m, x, max_steps=max_steps), simulate(m, x, max_steps=max_steps)
         out["inputs"] += 1
-        if (run.outcome, run.tape, run.steps) != (ref.outcome, ref.tape, ref.steps):
+        same = (run.outcome, run.tape, run.steps) == (ref.outcome, ref.tape, ref.steps)
+        if same and ref.outcome == "timeout":
+            out["not_halted"] += 1
+        if not same:
             out["disagreements"] += 1
             out["examples"].append({"input": x, "compiled": [run.outcome, run.tape],
                                     "direct": [ref.outcome, ref.tape]})
-        if spec is not None and not spec(x, ref.outcome, ref.tape):
+        if spec is not None and ref.outcome == "timeout" and max_steps is not None:
+            out["spec_skipped"] += 1  # cut off by the caller's limit: nothing to judge
+        elif spec is not None and not spec(x, ref.outcome, ref.tape):
             out["spec_failures"] += 1
             out["examples"].append({"input": x, "spec_violated_by": [ref.outcome, ref.tape]})
         out["max_steps"] = max(out["max_steps"], ref.steps)

@@ -85,7 +85,70 @@ def test_verify_exhaustive_n4_and_keys():
     assert ISSUE_KEYS <= set(out)
     assert out["verified"] and out["failures"] == 0
     assert out["inputs_checked"] == 20 * 6 + 10 + len(T.adversarial_graphs(4))
-    assert "all 20 edge sets" in out["enumerated"] and "all 6 prompt orders" in out["enumerated"]
+    assert out["exhaustive"] and "20 edge sets" in out["enumerated"]
+    assert "all 6 of 6 prompt orders" in out["enumerated"] and "u > v" in out["enumerated"]
+
+
+def test_verified_only_when_every_prompt_order_was_checked():
+    # review item 1: one or two of the (n-1)! orders per edge set is not every input
+    mode, total, words = V._plan(6, "auto")
+    assert mode == "two" and total == 2 * 3003 and "2 of 120 prompt orders" in words
+    assert "NOT every input" in words
+    out = V.verify_rnn_rag(5, orders="one", samples=0)
+    assert out["passed"] and not out["verified"] and not out["exhaustive"]
+    assert "1 of 24 prompt orders" in out["enumerated"]
+    r = CliRunner().invoke(main, ["verify", "istree", "--n", "5", "--orders", "one",
+                                  "--samples", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    js = json.loads(r.stdout)
+    assert ISSUE_KEYS <= set(js) and js["verified"] is False and js["passed"] is True
+    assert js["exhaustive"] is False
+    r = CliRunner().invoke(main, ["verify", "istree", "--n", "5", "--orders", "one",
+                                  "--samples", "0"])
+    assert r.exit_code == 0 and "VERIFIED" not in r.output and "PASSED" in r.output
+
+
+@pytest.mark.parametrize("args,why", [
+    (["--n", "3", "--samples", "5"], "n >= 4"),
+    (["--n", "10", "--orders", "all"], "asks for an enumeration"),
+    (["--n", "10", "--orders", "one"], "asks for an enumeration"),
+    (["--n", "10", "--samples", "1000000000"], "10,000"),
+])
+def test_cli_verify_refuses_plans_it_would_ignore(args, why):
+    # review items 3 and 5: samples that cannot be drawn, orders with no enumeration, no cap
+    r = CliRunner().invoke(main, ["verify", "istree", *args])
+    assert r.exit_code == 2 and why in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("args", [
+    ["--contrast", "--edges", "0-1,1-2,2-3"], ["--contrast", "--seed", "1"],
+    ["--contrast", "--no-retrieval"], ["--contrast", "--scaling"],
+    ["--contrast", "--family", "binary"], ["--scaling", "--edges", "0-1,1-2,2-3"],
+    ["--scaling", "--no-retrieval"],
+])
+def test_cli_run_istree_rejects_ignored_flags(args):
+    # review item 3: --contrast / --scaling with flags they would silently drop
+    n = "16" if "--scaling" in args and "--contrast" not in args else "4"
+    r = CliRunner().invoke(main, ["run", "istree", "--n", n, *args])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_cli_contrast_small_n_is_refused():
+    r = CliRunner().invoke(main, ["run", "istree", "--n", "3", "--contrast"])
+    assert r.exit_code == 2 and "4 <= n <= 7" in r.output
+
+
+def test_cli_large_n_prints_a_cost_note(monkeypatch):
+    # review item 5: a run that takes minutes says so on stderr first (run stubbed out here)
+    def boom(*a, **k):
+        raise SystemExit(0)
+
+    monkeypatch.setattr(RR, "run_istree", boom)
+    r = CliRunner().invoke(main, ["run", "istree", "--n", "65536", "--seed", "0", "--quiet"])
+    assert "note: n=65536 takes roughly" in r.stderr
+    monkeypatch.setattr(V, "verify_rnn_rag", boom)
+    r = CliRunner().invoke(main, ["verify", "istree", "--n", "4096", "--samples", "100"])
+    assert "expect roughly" in r.stderr
 
 
 def test_sampled_only_is_not_called_verified(monkeypatch):

@@ -75,6 +75,71 @@ def test_timeout_both_ways():
     assert TM.run_compiled(m, "0", max_steps=50).outcome == "timeout"
 
 
+def test_timeout_reports_real_values_at_the_same_limit():
+    # review item 2: a non-halting run is stopped after exactly max_steps steps in both
+    # simulators, with the real tape / CoT / bits / retrievals (nothing hard-coded)
+    m = TM.parse_machine(LOOP)
+    run, ref = TM.run_compiled(m, "0", max_steps=50), TM.simulate(m, "0", max_steps=50)
+    assert (run.outcome, run.tape, run.steps) == (ref.outcome, ref.tape, ref.steps) \
+        == ("timeout", "0", 50)
+    assert run.cot_len == 500 and run.retrievals == 50 and run.peak_bits > 0
+    assert run.transcript.startswith("[BOS] @ 0 #> @ 1 #0 [EOS] q:a [STARTSEARCH]")
+    # a halting machine cut short: both stop after exactly k steps, with the same tape
+    inc = TM.MACHINES["increment"]
+    for k in range(6):
+        a, b = TM.run_compiled(inc, "", max_steps=k), TM.simulate(inc, "", max_steps=k)
+        assert (a.outcome, a.tape, a.steps) == (b.outcome, b.tape, b.steps), k
+    out = TM.check_machine(inc, 3, SPECS["increment"], max_steps=3)
+    assert out["agree"] and out["not_halted"] > 0 and out["spec_skipped"] > 0
+
+
+def test_drive_errors_are_not_timeouts(monkeypatch):
+    # review item 2: only a step-limit stop is a 'timeout'; any other error is reported
+    def broken(*a, **k):
+        raise RuntimeError("emit called while reading the prompt")
+
+    monkeypatch.setattr(TM, "drive", broken)
+    with pytest.raises(RuntimeError, match="emit called"):
+        TM.run_compiled(TM.MACHINES["increment"], "1")
+    r = CliRunner().invoke(main, ["run", "tm", "--machine", "increment", "--input", "1"])
+    assert r.exit_code == 1 and "not a step-limit stop" in r.output
+
+
+def test_cli_nonhalting_and_max_steps(tmp_path):
+    loop = tmp_path / "loop.tm"
+    loop.write_text(LOOP)
+    r = CliRunner().invoke(main, ["run", "tm", "--file", str(loop), "--input", "0", "--quiet",
+                                  "--max-steps", "40"])
+    assert r.exit_code == 0, r.output
+    assert "did not halt within 40 steps" in r.output and "only up to the step limit" in r.output
+    assert "retrievals: 40" in r.output and "peak state bits: 0" not in r.output
+    r = CliRunner().invoke(main, ["run", "tm", "--file", str(loop), "--input", "0", "--quiet",
+                                  "--max-steps", "40", "--json"])
+    out = json.loads(r.stdout)
+    assert out["halted"] is False and out["cot_tokens"] == 400 and out["output"] == "0"
+    assert out["agree_only_up_to_step_limit"] and out["max_steps"] == 40
+    r = CliRunner().invoke(main, ["run", "tm", "--file", str(loop), "--check-up-to", "2",
+                                  "--max-steps", "20"])
+    assert r.exit_code == 0 and "BOTH did not halt" in r.output
+    for bad in (["--max-steps", "-1"], ["--max-steps", "10000000"]):
+        r = CliRunner().invoke(main, ["run", "tm", "--file", str(loop), "--input", "0", *bad])
+        assert r.exit_code == 2 and "--max-steps" in r.output
+
+
+def test_cli_input_required_and_list_json():
+    # review items 3 and 4
+    r = CliRunner().invoke(main, ["run", "tm", "--machine", "increment"])
+    assert r.exit_code == 2 and "--input" in r.output
+    r = CliRunner().invoke(main, ["run", "tm", "--machine", "increment", "--input", ""])
+    assert r.exit_code == 0 and "increment(''): accept, tape '1'" in r.output
+    r = CliRunner().invoke(main, ["run", "tm", "--machine", "increment", "--check-up-to", "1",
+                                  "--input", "1"])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(main, ["run", "tm", "--list", "--json"])
+    assert r.exit_code == 0
+    assert {m["name"] for m in json.loads(r.stdout)} == set(TM.MACHINES)
+
+
 @pytest.mark.parametrize("text,why", [
     (LOOP.replace("a 0,_,> -> a = R", "a 0 -> a = R"), "undefined transitions"),
     (LOOP.replace("= R", "= X"), "move must be"),
