@@ -33,7 +33,7 @@ from rnngap.constructions import hybrid as hyb
 from rnngap.models.arith import PBitArith
 from rnngap.verify import certificates as cert
 from rnngap.verify.hybrid_gram import copy_lemma
-from rnngap.verify.verdict import cross_check, side_condition
+from rnngap.verify.verdict import end_to_end, first_failure, side_condition
 
 END_TO_END_EXHAUSTIVE = 20000
 
@@ -136,29 +136,11 @@ def verify_counting_hybrid(task, precision: int | None = None, samples: int = 64
               "G != Q: 2QG - G^2 <= Q^2 - 1 (i = Q, j = G): a non-matching position scores "
               ">= beta below Q^2"},
              cert.exact_positive("exponent-gap", {"beta": hyb.BETA}, "beta - 746")]
-    failure = None
-    bad = [s["name"] for s in conds if s["result"] != "holds"]
-    if exact["result"] != "proved":
-        failure = f"integers not exact at p={p}: {exact['worst']} > 2^{p}"
-    elif bad:
-        failure = f"side condition(s) fail at p={p}: {', '.join(bad)}"
-    elif not all(c_["result"] == "proved" for c_ in certs):
-        failure = f"a certificate failed at p={p}: " + ", ".join(
-            c_["name"] for c_ in certs if c_["result"] != "proved")
-    checks = []
-    if task.num_inputs() <= END_TO_END_EXHAUSTIVE:
-        every = np.concatenate(list(task.enumerate()))
-        checks.append(cross_check(task, model, arith, every, "hybrid: every input (exhaustive)",
-                                  batch=4096))
-    if samples:
-        rows, _ = task.sample(samples, seed)
-        checks.append(cross_check(task, model, arith, rows, f"hybrid: {samples} samples "
-                                  f"(seed {seed})", batch=256))
-    if n <= 256:
-        fam = np.concatenate([f[:16] for f in task.adversarial().values()])
-        checks.append(cross_check(task, model, arith, fam, "hybrid: adversarial families "
-                                  "(first 16 rows of each)", batch=512))
-    witness = next((c_["first_failure"] for c_ in checks if "first_failure" in c_), None)
+    failure = first_failure(exact, conds, certs, p)
+    fam = (np.concatenate([f[:16] for f in task.adversarial().values()]) if n <= 256
+           else None)
+    checks, witness = end_to_end(task, model, arith, samples, seed, fam, "hybrid",
+                                 END_TO_END_EXHAUSTIVE)
     if failure is None and witness is not None:
         failure = f"end-to-end cross-check contradicts the proof (a bug): {witness}"
     scalars = model.state_scalars()

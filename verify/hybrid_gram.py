@@ -37,7 +37,7 @@ import torch
 from rnngap.constructions import hybrid as hyb
 from rnngap.models.arith import PBitArith
 from rnngap.verify import certificates as cert
-from rnngap.verify.verdict import cross_check, side_condition
+from rnngap.verify.verdict import end_to_end, first_failure, side_condition
 
 END_TO_END_EXHAUSTIVE = 20000
 
@@ -196,30 +196,10 @@ def verify_gram_hybrid(task_name: str, task, precision: int | None = None, sampl
            "Y: 2tY - t^2 <= Y^2 - 1 (i = Y, j = t): exact logits have margin >= 1"}
     certs = [exact, cert.underflow_lemma(hyb.BETA, p), cert.match_lemma(m, tiebreak=bool(T)),
              dec, cert.exact_positive("exponent-gap", {"beta": hyb.BETA}, "beta - 746")]
-    failure = None
-    bad = [s["name"] for s in conds if s["result"] != "holds"]
-    if exact["result"] != "proved":
-        failure = f"integers not exact at p={p}: {exact['worst']} = {bounds[exact['worst']]} " \
-                  f"> 2^{p}"
-    elif bad:
-        failure = f"side condition(s) fail at p={p}: {', '.join(bad)}"
-    elif not all(c["result"] == "proved" for c in certs):
-        failure = f"a certificate failed at p={p}: " + ", ".join(
-            c["name"] for c in certs if c["result"] != "proved")
-    checks = []
-    if task.num_inputs() <= END_TO_END_EXHAUSTIVE:
-        every = np.concatenate(list(task.enumerate()))
-        checks.append(cross_check(task, model, arith, every, "hybrid: every input (exhaustive)",
-                                  batch=4096))
-    if samples:
-        rows, _ = task.sample(samples, seed)
-        checks.append(cross_check(task, model, arith, rows, f"hybrid: {samples} samples "
-                                  f"(seed {seed})", batch=256))
-    fam = _families(task, L)
-    if fam is not None:
-        checks.append(cross_check(task, model, arith, fam, "hybrid: adversarial families "
-                                  "(first 16 rows of each)", batch=512))
-    witness = next((c["first_failure"] for c in checks if "first_failure" in c), None)
+    failure = first_failure(exact, conds, certs, p,
+                            f"{exact['worst']} = {bounds.get(exact['worst'], '?')}")
+    checks, witness = end_to_end(task, model, arith, samples, seed, _families(task, L), "hybrid",
+                                 END_TO_END_EXHAUSTIVE)
     if failure is None and witness is not None:
         failure = f"end-to-end cross-check contradicts the proof (a bug): {witness}"
     scalars = model.state_scalars()

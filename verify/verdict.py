@@ -37,3 +37,37 @@ def compact_row(row: np.ndarray, edge: int = 8) -> str:
         return " ".join(map(str, r))
     return " ".join(map(str, r[:edge])) + f" ... ({len(r) - 2 * edge} more) ... " + \
         " ".join(map(str, r[-edge:]))
+
+
+def first_failure(exact: dict, conds: list[dict], certs: list[dict], p: int,
+                  exact_detail: str | None = None) -> str | None:
+    """The first reason a proof built from an integer-exactness certificate, side conditions
+    and certificates fails at p bits (None when all hold)."""
+    bad = [s["name"] for s in conds if s["result"] != "holds"]
+    if exact["result"] != "proved":
+        return f"integers not exact at p={p}: {exact_detail or exact['worst']} > 2^{p}"
+    if bad:
+        return f"side condition(s) fail at p={p}: {', '.join(bad)}"
+    if not all(c["result"] == "proved" for c in certs):
+        return f"a certificate failed at p={p}: " + ", ".join(
+            c["name"] for c in certs if c["result"] != "proved")
+    return None
+
+
+def end_to_end(task, model, arith, samples: int, seed: int, families: np.ndarray | None,
+               label: str, exhaustive_limit: int) -> tuple[list[dict], dict | None]:
+    """Cross-checks run end to end: every input when there are at most ``exhaustive_limit``,
+    ``samples`` uniform samples, and the given adversarial rows. Returns (checks, first wrong)."""
+    checks = []
+    if task.num_inputs() <= exhaustive_limit:
+        every = np.concatenate(list(task.enumerate()))
+        checks.append(cross_check(task, model, arith, every, f"{label}: every input "
+                                  "(exhaustive)", batch=4096))
+    if samples:
+        rows, _ = task.sample(samples, seed)
+        checks.append(cross_check(task, model, arith, rows, f"{label}: {samples} samples "
+                                  f"(seed {seed})", batch=256))
+    if families is not None:
+        checks.append(cross_check(task, model, arith, families, f"{label}: adversarial "
+                                  "families (first 16 rows of each)", batch=512))
+    return checks, next((c["first_failure"] for c in checks if "first_failure" in c), None)
