@@ -12,7 +12,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "cgram": ("rnngap.commands.verify_retrieval:cgram", "c-gram retrieval (Def 4.4)."),
     "counting": ("rnngap.commands.verify_retrieval:counting", "Counting (Def 4.5)."),
     "all": ("rnngap.commands.verify_retrieval:verify_all", "All four retrieval tasks, one table."),
-    "istree": ("rnngap.commands.verify_istree:istree", "IsTree by the RNN with in-context retrieval."),
+    "istree": ("rnngap.commands.verify_istree:istree", "IsTree: RNN + retrieval, or RNN + one attention layer."),
 }
 
 

@@ -13,7 +13,8 @@ import click
 
 from rnngap.commands._common import dump_json, fail
 
-METHODS: dict[str, str] = {"rnn-rag": "rnngap.verify.istree_rag:verify_rnn_rag"}
+METHODS: dict[str, str] = {"rnn-rag": "rnngap.verify.istree_rag:verify_rnn_rag",
+                           "hybrid": "rnngap.verify.hybrid_istree:verify_for_cli"}
 MAX_SAMPLES = 10_000
 """--samples cap (per family): at n = 1024 one graph takes about 1 s, at n = 4096 about 4-12 s."""
 
@@ -35,7 +36,9 @@ def _load(method: str):
 @click.command("istree")
 @click.option("--method", type=click.Choice(sorted(METHODS)), default="rnn-rag",
               show_default=True, help="What to verify (rnn-rag: the bit-bounded RNN that "
-              "queries a regex retriever and writes the official retrieval-format CoT).")
+              "queries a regex retriever and writes the official retrieval-format CoT; hybrid: "
+              "a bit-bounded recurrent part plus ONE hand-set softmax attention layer that does "
+              "every lookup of a union-find CoT, run at p bits, no retrieval oracle).")
 @click.option("--n", "n", type=int, required=True, help="Number of vertices (>= 2).")
 @click.option("--orders", type=click.Choice(["auto", "all", "one"]), default="auto",
               show_default=True, help="Prompt orders per edge set: all (n=6: 360,360 "

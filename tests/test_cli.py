@@ -91,3 +91,10 @@ def test_plot_and_search_precision(tmp_path):
     assert s["least_verifying"] <= v["precision_bits"]
     assert s["checked_below"]["verified"] is False
     assert png.stat().st_size > 1000
+
+
+def test_verify_istree_hybrid_method_is_registered():
+    r = run("verify", "istree", "--method", "hybrid", "--n", "3", "--json")
+    assert r.exit_code == 0, r.output
+    v = json.loads(r.stdout)
+    assert v["verified"] and v["failures"] == 0 and v["lookup_mismatches"] == 0
