@@ -49,8 +49,12 @@ def run() -> None:
 
 
 @run.command("istree")
-@click.option("--method", type=click.Choice(["rnn-rag"]), default="rnn-rag", show_default=True,
-              help="rnn-rag: O(log n)-bit RNN writing the official retrieval-format CoT.")
+@click.option("--method", type=click.Choice(["rnn-rag", "hybrid"]), default="rnn-rag",
+              show_default=True,
+              help="rnn-rag: O(log n)-bit RNN writing the official retrieval-format CoT, a regex "
+              "retriever answering its queries; hybrid: O(log n)-bit recurrent part plus ONE "
+              "hand-set softmax attention layer (p-bit arithmetic) doing every lookup of a "
+              "union-find CoT, no retriever.")
 @click.option("--n", "n", type=int, required=True, help="Number of vertices (>= 2).")
 @click.option("--edges", "edges_text", default=None,
               help='Edges "u-v,u-v,..." in prompt order (exactly n-1, distinct, no loops).')
@@ -93,6 +97,9 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
         if ignored:
             raise click.UsageError(f"{mode} does not use {', '.join(ignored)} "
                                    f"(see rnngap run istree --help)")
+    if method == "hybrid" and (mode or no_retrieval):
+        raise click.UsageError(f"--method hybrid has no retriever: it takes no "
+                               f"{mode or '--no-retrieval'}")
     if scaling:
         _scaling(n, seed or 0, as_json)
         return
@@ -130,12 +137,23 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
         (edges,), _ = T.sample_graphs(n, 1, family, seed=seed or 0)
         source = f"{family} sample, seed {seed or 0}"
     _warn_cost(n, [n])
-    tr = run_istree(n, edges, retrieval=not no_retrieval)
+    extra: dict = {}
+    if method == "hybrid":
+        from rnngap.constructions import hybrid_istree as H
+
+        tr = H.run(n, edges)
+        extra = {"attention_lookups": tr.lookups, "lookup_mismatches": tr.mismatches,
+                 "precision_bits": H.precision_for(n)}
+        retrievals = tr.lookups
+    else:
+        tr = run_istree(n, edges, retrieval=not no_retrieval)
+        retrievals = tr.retrievals
     truth = T.is_tree(n, edges)
-    out = {"n": n, "method": method, "source": source, "retrieval": not no_retrieval,
+    out = {"n": n, "method": method, "source": source,
+           "retrieval": method == "rnn-rag" and not no_retrieval,
            "verdict": tr.verdict, "truth": truth, "correct": tr.verdict == truth,
            "peak_state_bits": tr.peak_bits, "declared_state_bits": tr.declared_bits,
-           "cot_tokens": tr.cot_len, "retrievals": tr.retrievals,
+           "cot_tokens": tr.cot_len, "retrievals": retrievals, **extra,
            "edges": edges.tolist()}
     if not quiet:
         out["transcript"] = T.render(tr.tokens)
@@ -146,10 +164,15 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
             click.echo(out["transcript"])
         click.echo(f"verdict: {tr.verdict} (truth {truth}{'' if out['correct'] else ', WRONG'})"
                    f"  [{source}{'' if not no_retrieval else ', retrieval OFF'}]")
+        lookups = (f"attention lookups: {tr.lookups} ({tr.mismatches} differ from the exact "
+                   f"lookup) at p = {extra['precision_bits']} bits" if extra else
+                   f"retrievals: {retrievals}")
         click.echo(f"peak state bits: {tr.peak_bits} (declared {tr.declared_bits})  "
-                   f"CoT tokens: {tr.cot_len}  retrievals: {tr.retrievals}")
+                   f"CoT tokens: {tr.cot_len}  {lookups}")
     if not out["correct"] and not no_retrieval:
         fail("the machine answered wrongly (a bug)")
+    if extra.get("lookup_mismatches"):
+        fail(f"{tr.mismatches} attention lookups differ from the exact lookup (a bug)")
 
 
 def _warn_cost(n: int, sizes: list[int]) -> None:

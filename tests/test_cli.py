@@ -98,3 +98,12 @@ def test_verify_istree_hybrid_method_is_registered():
     assert r.exit_code == 0, r.output
     v = json.loads(r.stdout)
     assert v["verified"] and v["failures"] == 0 and v["lookup_mismatches"] == 0
+
+
+def test_run_istree_hybrid_method():
+    r = run("run", "istree", "--method", "hybrid", "--n", "5", "--edges", "0-1,0-2,1-2,3-4",
+            "--quiet", "--json")
+    assert r.exit_code == 0, r.output
+    v = json.loads(r.stdout)
+    assert v["verdict"] is False and v["truth"] is False and v["lookup_mismatches"] == 0
+    assert run("run", "istree", "--method", "hybrid", "--n", "5", "--scaling").exit_code == 2
