@@ -42,7 +42,7 @@ from rnngap.constructions import cgram as gram
 from rnngap.models.arith import PBitArith
 from rnngap.verify import certificates as cert
 from rnngap.verify.interval import linear_interval
-from rnngap.verify.verdict import cross_check, side_condition
+from rnngap.verify.verdict import cross_check, first_failure, side_condition
 
 END_TO_END_EXHAUSTIVE = 20000
 WORK_BUDGET = 2e7     # layer-1 attention entries (rows x keys x heads) spent on end-to-end runs
@@ -228,17 +228,10 @@ def verify_gram(task, c, m: int, W: int, T: int, excl: np.ndarray, precision: in
            "Y^2 - 1 (i = Y, j = t), so the exact logits have margin >= 1"}
     certs.append(dec)
     certs.append(cert.exact_positive("exponent-gap", {"beta": gram.BETA}, "beta - 746"))
-    failure = None
-    bad_conds = [s["name"] for s in conds if s["result"] != "holds"]
-    if exact["result"] != "proved":
-        worst = max(exact["exceeds"], key=lambda name: bounds[name])
-        failure = (f"integers not exact at p={p}: {worst} = {bounds[worst]} > 2^{p} "
-                   f"(needs p >= {gram.bits_for(bounds[worst])})")
-    elif bad_conds:
-        failure = f"side condition(s) fail at p={p}: {', '.join(bad_conds)}"
-    elif not all(x["result"] == "proved" for x in certs):
-        failure = f"a certificate failed at p={p}: " + ", ".join(
-            x["name"] for x in certs if x["result"] != "proved")
+    worst = max(exact.get("exceeds") or [None], key=lambda name: bounds.get(name, 0))
+    failure = first_failure(
+        exact, conds, certs, p, exact_detail=f"{worst} = {bounds.get(worst)}",
+        exact_hint=f"(needs p >= {gram.bits_for(bounds[worst])})" if worst in bounds else "")
     t_proof = time.perf_counter() - t0
     model = c.model()
     checks = run_checks(task, model, arith, m, samples, seed, families())

@@ -47,7 +47,7 @@ from rnngap.tasks.counting import CountingTask
 from rnngap.verify import certificates as cert
 from rnngap.verify.cgram import ChunkedPredictor, reads_only, run_checks
 from rnngap.verify.interval import linear_interval
-from rnngap.verify.verdict import cross_check, side_condition
+from rnngap.verify.verdict import cross_check, first_failure, side_condition
 
 
 def _structure(c, n: int, p: int, exact: bool) -> list[dict]:
@@ -258,22 +258,15 @@ def verify_counting(task: CountingTask, precision: int | None = None, samples: i
     certs = [exact, cert.underflow_lemma(BETA, p), cert.pointer_lemma(),
              cert.match_lemma(1, tiebreak=False), readout,
              cert.exact_positive("exponent-gap", {"beta": BETA}, "beta - 746")]
-    failure = None
-    bad = [s["name"] for s in conds if s["result"] != "holds"]
-    if exact["result"] != "proved":
-        worst = max(exact["exceeds"], key=lambda name: bounds[name])
-        failure = (f"integers not exact at p={p}: {worst} = {bounds[worst]} > 2^{p} "
-                   f"(needs p >= {bits_for(bounds[worst])})")
-    elif bad:
-        failure = f"side condition(s) fail at p={p}: {', '.join(bad)}"
-    elif readout["result"] != "proved":
-        failure = (f"readout not resolved at p={p}: " + (
-            f"the logit of count {readout['worst_threshold']} is not provably the largest"
-            if task.exact else "r(theta_t) does not separate counts t and t+1 (first bad t = "
-            f"{readout['worst_threshold']})"))
-    elif not all(x["result"] == "proved" for x in certs):
-        failure = f"a certificate failed at p={p}: " + ", ".join(
-            x["name"] for x in certs if x["result"] != "proved")
+    worst = max(exact.get("exceeds") or [None], key=lambda name: bounds.get(name, 0))
+    readout_msg = f"readout not resolved at p={p}: " + (
+        f"the logit of count {readout.get('worst_threshold')} is not provably the largest"
+        if task.exact else "r(theta_t) does not separate counts t and t+1 (first bad t = "
+        f"{readout.get('worst_threshold')})")
+    failure = first_failure(
+        exact, conds, certs, p, exact_detail=f"{worst} = {bounds.get(worst)}",
+        exact_hint=f"(needs p >= {bits_for(bounds[worst])})" if worst in bounds else "",
+        special={readout["name"]: readout_msg})
     t_proof = time.perf_counter() - t0
     model = c.model()
     checks = run_checks(task, model, arith, 1, samples, seed, _families(task))

@@ -40,14 +40,20 @@ def compact_row(row: np.ndarray, edge: int = 8) -> str:
 
 
 def first_failure(exact: dict, conds: list[dict], certs: list[dict], p: int,
-                  exact_detail: str | None = None) -> str | None:
+                  exact_detail: str | None = None, exact_hint: str = "",
+                  special: dict[str, str] | None = None) -> str | None:
     """The first reason a proof built from an integer-exactness certificate, side conditions
-    and certificates fails at p bits (None when all hold)."""
+    and certificates fails at p bits (None when all hold). ``special`` maps a certificate name
+    to the message used when that certificate (checked first, in order) fails."""
     bad = [s["name"] for s in conds if s["result"] != "holds"]
     if exact["result"] != "proved":
-        return f"integers not exact at p={p}: {exact_detail or exact['worst']} > 2^{p}"
+        return (f"integers not exact at p={p}: {exact_detail or exact['worst']} > 2^{p}"
+                + (f" {exact_hint}" if exact_hint else ""))
     if bad:
         return f"side condition(s) fail at p={p}: {', '.join(bad)}"
+    for name, message in (special or {}).items():
+        if any(c["name"] == name and c["result"] != "proved" for c in certs):
+            return message
     if not all(c["result"] == "proved" for c in certs):
         return f"a certificate failed at p={p}: " + ", ".join(
             c["name"] for c in certs if c["result"] != "proved")
