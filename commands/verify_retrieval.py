@@ -261,7 +261,8 @@ HELP = {
 
 _c_option = click.option("--c", "c", type=int, default=None, help="Gram length c >= 2 "
                          "(default 2).")
-_exact_option = click.option("--exact", is_flag=True, help="Exact-count variant.")
+_exact_option = click.option("--exact", is_flag=True, help="Exact-count variant: row "
+                             "x_1..x_n q -> the count (Transformer and --model hybrid).")
 
 index = _command("index")
 ar = _command("ar")

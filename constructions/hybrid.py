@@ -53,6 +53,15 @@ positions, every other one >= beta lower. The value is A, so the output is the a
 F = r(1/(cnt + 2)); the readout ``logit_1 = TH - F, logit_0 = 0, logit_{>=2} = -2`` answers 1 iff
 TH(t) > F iff cnt > t. No position has to be excluded, so no look-ahead is needed. Recurrent
 state: the conv buffer (3 scalars) plus one (unused, B = 0) state scalar.
+
+Counting, exact-count form (row x_1..x_n q -> cnt, L = n + 1): the same RNN layer (no TH); the
+query reads the last token itself, Q = TOK(L) = q, Q^2 = TOK2(L). The maximum Q^2 is reached at
+position 1 (the anchor) and at j = 2..n+1 with x_{j-1} = q: cnt + 1 positions, so F =
+r(1/(cnt + 1)), exactly the anchor weight of the exact Transformer (``constructions.counting``),
+and the readout is its unembedding ``logit_t = 2 F u_t - u_t^2``, u_t = 1/(t+1): the count whose
+u_t is nearest to F wins. Precision (``counting_precision``; the readout dominates)::
+
+    p(n) = max(bits(2 (V-1)^2), bits(n+1), ceil(log2(6 (n+2)^2)) + 1)   ~ 2 log2 n + 4.6
 """
 
 from __future__ import annotations
@@ -65,6 +74,7 @@ import torch
 from torch import Tensor
 
 from rnngap.constructions import index as index_construction
+from rnngap.constructions.counting import exact_readout_bits
 from rnngap.models.hybrid_lrnn import HybridLRNN, HybridLRNNConfig, build_model
 
 BUILT = ("index", "ar", "cgram", "counting")
@@ -271,6 +281,15 @@ def build_gram(task_name: str, task) -> HybridConstruction:
                "breaks ties towards the last match"), taps=taps)
 
 
+def _zero_mlp(d: int) -> dict[str, Tensor]:
+    """The attention block's MLP, all zero (d_mlp = 1): it outputs exactly 0."""
+    f64 = torch.float64
+    return {"block.mlp.fc_in.weight": torch.zeros(1, d, dtype=f64),
+            "block.mlp.fc_in.bias": torch.zeros(1, dtype=f64),
+            "block.mlp.fc_out.weight": torch.zeros(d, 1, dtype=f64),
+            "block.mlp.fc_out.bias": torch.zeros(d, dtype=f64)}
+
+
 def gram_attention(ch: dict[str, int], m: int, W: int, T: int, d: int, vocab: int
                    ) -> dict[str, Tensor]:
     """The matcher head, its zero MLP and the quadratic unembedding (module docstring)."""
@@ -294,10 +313,7 @@ def gram_attention(ch: dict[str, int], m: int, W: int, T: int, d: int, vocab: in
     sd[a + "k_proj.weight"][m + 2, ch["PEN"]] = -1.0
     sd[a + "v_proj.weight"][0, ch["VAL"]] = 1.0
     sd[a + "o_proj.weight"][ch["Y"], 0] = 1.0
-    sd["block.mlp.fc_in.weight"] = torch.zeros(1, d, dtype=f64)
-    sd["block.mlp.fc_in.bias"] = torch.zeros(1, dtype=f64)
-    sd["block.mlp.fc_out.weight"] = torch.zeros(d, 1, dtype=f64)
-    sd["block.mlp.fc_out.bias"] = torch.zeros(d, dtype=f64)
+    sd.update(_zero_mlp(d))
     t = torch.arange(vocab, dtype=f64)
     w_u = torch.zeros(vocab, d, dtype=f64)
     w_u[:, ch["Y"]] = 2 * t
@@ -310,54 +326,66 @@ def counting_theta(t: Tensor) -> Tensor:
     return (2 * t + 5) / (2 * (t + 2) * (t + 3))
 
 
-def counting_precision(n: int, vocab: int) -> int:
-    """Integers (scores up to 2 (V-1)^2 in partial sums, Z up to n + 2) and the readout gap
-    (relative gap about 1/(2(t+3)) between TH(t) and 1/(t+2), 1/(t+3))."""
+def counting_precision(n: int, vocab: int, exact: bool = False) -> int:
+    """Integers (scores up to 2 (V-1)^2 in partial sums, Z up to n + 2, resp. n + 1) and the
+    readout: threshold form, the relative gap about 1/(2(t+3)) between TH(t) and 1/(t+2),
+    1/(t+3); exact form, ``constructions.counting.exact_readout_bits`` (2^p > ~6 (n+2)^2)."""
+    if exact:
+        return max(bits_for(2 * (vocab - 1) ** 2), bits_for(n + 1), exact_readout_bits(n))
     return max(bits_for(2 * (vocab - 1) ** 2), bits_for(n + 2),
                (n + 3).bit_length() + 3)
 
 
+COUNTING_FORMULA = "max(bits(2 (V-1)^2), bits(n+2), bitlength(n+3) + 3)"
+COUNTING_EXACT_FORMULA = "max(bits(2 (V-1)^2), bits(n+1), ceil(log2(6 (n+2)^2)) + 1)"
+
+
 def build_counting(task) -> HybridConstruction:
-    """The Counting hybrid (threshold form); see the module docstring."""
-    if task.exact:
-        raise ValueError("hybrid construction for counting --exact not built (threshold form "
-                         "only)")
+    """The Counting hybrid, threshold form or (``task.exact``) the exact-count form; see the
+    module docstring."""
     f64 = torch.float64
-    V = task.vocab_size()
-    ch = {"TOK": 0, "TOK2": 1, "TH": 2, "G": 3, "G2": 4, "A": 5, "F": 6}
+    V, exact = task.vocab_size(), bool(task.exact)
+    names = ["TOK", "TOK2"] + ([] if exact else ["TH"]) + ["G", "G2", "A", "F"]
+    ch = {name: i for i, name in enumerate(names)}
     d = len(ch)
     taps = [{"src": "TOK", "lag": 1, "dest": "G"}, {"src": "TOK2", "lag": 1, "dest": "G2"},
             {"src": None, "kernel": {1: -1.0}, "bias": 1.0, "dest": "A"}]
     t = torch.arange(V, dtype=f64)
     emb = torch.zeros(V, d, dtype=f64)
-    emb[:, 0], emb[:, 1], emb[:, 2] = t, t * t, counting_theta(t)
+    emb[:, ch["TOK"]], emb[:, ch["TOK2"]] = t, t * t
+    if not exact:
+        emb[:, ch["TH"]] = counting_theta(t)
     w_in, b_in = torch.zeros(3, d, dtype=f64), torch.tensor([0.0, 0.0, 1.0], dtype=f64)
-    w_in[0, 0], w_in[1, 1] = 1.0, 1.0
+    w_in[0, ch["TOK"]], w_in[1, ch["TOK2"]] = 1.0, 1.0
     conv = torch.tensor([[0.0, 1.0], [0.0, 1.0], [0.0, -1.0]], dtype=f64)
     D = torch.zeros(d, 3, dtype=f64)
-    D[3, 0], D[4, 1], D[5, 2] = 1.0, 1.0, 1.0
+    D[ch["G"], 0], D[ch["G2"], 1], D[ch["A"], 2] = 1.0, 1.0, 1.0
     sd: dict[str, Tensor] = {"embed.weight": emb}
     p_ = "rnn.0."
     sd.update({p_ + "in_proj.weight": w_in, p_ + "in_proj.bias": b_in, p_ + "conv_weight": conv,
                p_ + "conv_bias": torch.tensor([0.0, 0.0, 1.0], dtype=f64),
                p_ + "a": torch.ones(1, dtype=f64), p_ + "B": torch.zeros(1, 3, dtype=f64),
                p_ + "C": torch.zeros(d, 1, dtype=f64), p_ + "D": D})
-    sd.update(counting_attention(ch, V))
+    sd.update(counting_attention(ch, V, exact))
     cfg = HybridLRNNConfig(vocab_size=V, d_model=d, n_rnn_layers=1, d_inner=3, d_state=1,
                            conv_kernel=2, selective=False, n_heads=1, d_head=3, d_mlp=1,
                            attn_scale=1.0, bias=True)
     return HybridConstruction(
-        task="counting", n=task.n, task_params={"alphabet": task.k, "exact": False},
-        config=cfg, state_dict=sd, precision_bits=counting_precision(task.n, V),
-        precision_formula="max(bits(2 (V-1)^2), bits(n+2), bitlength(n+3) + 3)", channels=ch,
+        task="counting", n=task.n, task_params={"alphabet": task.k, "exact": exact},
+        config=cfg, state_dict=sd, precision_bits=counting_precision(task.n, V, exact),
+        precision_formula=COUNTING_EXACT_FORMULA if exact else COUNTING_FORMULA, channels=ch,
         rnn_channels=["G", "G2", "A"], scalars={"beta": BETA, "conv_kernel": 2.0},
-        notes="anchor at position 1 (A = [j = 1]) plus the self-match: F = 1/(cnt + 2)",
+        notes=("anchor at position 1 (A = [j = 1]); the query is the last token q: F = "
+               "1/(cnt + 1), logit_t = 2F/(t+1) - 1/(t+1)^2" if exact else
+               "anchor at position 1 (A = [j = 1]) plus the self-match: F = 1/(cnt + 2)"),
         taps=taps)
 
 
-def counting_attention(ch: dict[str, int], V: int) -> dict[str, Tensor]:
-    """The counting head (q = beta (2Q, 1, Q^2), k = (G, -G2, A), v = A -> F), zero MLP, and
-    the readout logit_1 = TH - F, logit_0 = 0, logit_{>=2} = -2."""
+def counting_attention(ch: dict[str, int], V: int, exact: bool = False) -> dict[str, Tensor]:
+    """The counting head (q = beta (2Q, 1, Q^2), k = (G, -G2, A), v = A -> F; Q = G, Q^2 = G2
+    in the threshold form, Q = TOK, Q^2 = TOK2 in the exact form), zero MLP, and the readout:
+    logit_1 = TH - F, logit_0 = 0, logit_{>=2} = -2 (threshold); logit_t = fl(2/(t+1)) F -
+    fl(1/(t+1)^2) (exact: the unembedding of ``constructions.counting``)."""
     f64 = torch.float64
     d = len(ch)
     a = "block.attn."
@@ -367,21 +395,24 @@ def counting_attention(ch: dict[str, int], V: int) -> dict[str, Tensor]:
         sd[a + n_] = torch.zeros(3, dtype=f64)
     sd[a + "o_proj.weight"], sd[a + "o_proj.bias"] = torch.zeros(d, 3, dtype=f64), \
         torch.zeros(d, dtype=f64)
-    sd[a + "q_proj.weight"][0, ch["G"]] = 2 * BETA
+    sd[a + "q_proj.weight"][0, ch["TOK" if exact else "G"]] = 2 * BETA
     sd[a + "q_proj.bias"][1] = BETA
-    sd[a + "q_proj.weight"][2, ch["G2"]] = BETA
+    sd[a + "q_proj.weight"][2, ch["TOK2" if exact else "G2"]] = BETA
     sd[a + "k_proj.weight"][0, ch["G"]] = 1.0
     sd[a + "k_proj.weight"][1, ch["G2"]] = -1.0
     sd[a + "k_proj.weight"][2, ch["A"]] = 1.0
     sd[a + "v_proj.weight"][0, ch["A"]] = 1.0
     sd[a + "o_proj.weight"][ch["F"], 0] = 1.0
-    sd["block.mlp.fc_in.weight"] = torch.zeros(1, d, dtype=f64)
-    sd["block.mlp.fc_in.bias"] = torch.zeros(1, dtype=f64)
-    sd["block.mlp.fc_out.weight"] = torch.zeros(d, 1, dtype=f64)
-    sd["block.mlp.fc_out.bias"] = torch.zeros(d, dtype=f64)
-    w_u, b_u = torch.zeros(V, d, dtype=f64), torch.full((V,), -2.0, dtype=f64)
-    w_u[1, ch["TH"]], w_u[1, ch["F"]] = 1.0, -1.0
-    b_u[0] = b_u[1] = 0.0
+    sd.update(_zero_mlp(d))
+    t = torch.arange(V, dtype=f64)
+    w_u = torch.zeros(V, d, dtype=f64)
+    if exact:
+        w_u[:, ch["F"]] = 2.0 / (t + 1)
+        b_u = -1.0 / ((t + 1) * (t + 1))
+    else:
+        b_u = torch.full((V,), -2.0, dtype=f64)
+        w_u[1, ch["TH"]], w_u[1, ch["F"]] = 1.0, -1.0
+        b_u[0] = b_u[1] = 0.0
     sd["unembed.weight"], sd["unembed.bias"] = w_u, b_u
     return sd
 

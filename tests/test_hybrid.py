@@ -151,7 +151,7 @@ def test_verify_index_hybrid_rejects_broken_recurrence():
     assert not v["verified"] and "rnn-reads-rnn-channels" in v["failure"]
 
 
-def test_cli_hybrid_index_json_and_unbuilt_task():
+def test_cli_hybrid_index_json_and_exact_counting():
     from rnngap.cli import main
 
     runner = CliRunner()
@@ -161,7 +161,7 @@ def test_cli_hybrid_index_json_and_unbuilt_task():
     v = json.loads(res.stdout)
     assert v["verified"] and v["recurrent_state_bits"] == 2 * v["precision_bits"]
     res = runner.invoke(main, ["verify", "counting", "--model", "hybrid", "--n", "8", "--exact"])
-    assert res.exit_code == 2 and "not built" in res.output
+    assert res.exit_code == 0 and "VERIFIED" in res.output, res.output   # exact form built
     res = runner.invoke(main, ["verify", "all", "--model", "hybrid", "--n", "16", "--samples", "4"])
     assert res.exit_code == 0 and res.output.count("VERIFIED") == 4, res.output
     res = runner.invoke(main, ["verify", "cgram", "--model", "hybrid", "--n", "64",
@@ -246,8 +246,8 @@ def test_counting_hybrid_rejects_broken_anchor_and_exact_form():
     c.state_dict["rnn.0.conv_bias"] = torch.zeros(3, dtype=torch.float64)   # A = -[j > 1]
     v = verify_hybrid("counting", task, samples=8, construction=c)
     assert not v["verified"] and "rnn-constant-channels" in v["failure"]
-    with pytest.raises(ValueError, match="not built"):
-        verify_hybrid("counting", _task("counting", 4, exact=True))
+    with pytest.raises(ValueError, match="exact-count form"):   # threshold weights, exact task
+        verify_hybrid("counting", _task("counting", 10, exact=True), construction=c)
 
 
 def test_export_load_roundtrip_verifies(tmp_path):

@@ -64,9 +64,7 @@ def _structure(c, n: int, p: int, exact: bool) -> list[dict]:
     wu, bu = sd["unembed.weight"], sd["unembed.bias"]
     qsrc = g["TOK"] if exact else g["PREV"]
     if exact:
-        unembed = side_condition("unembedding", reads_only(wu, [g["F"]]) and bool(
-            (wu[:, g["F"]] == 2.0 / (t + 1)).all() and (bu == -1.0 / ((t + 1) * (t + 1))).all()),
-            "logit_t = fl(2/(t+1)) F - fl(1/(t+1)^2)")
+        unembed = exact_unembedding(wu, bu, g["F"])
     else:
         unembed = side_condition("unembedding", bool(
             (wu[0] == 0).all() and bu[0] == 0 and bu[1] == 0
@@ -154,7 +152,22 @@ def _readout(c, n: int, p: int) -> tuple[dict, float, float]:
 UNIT = 2.0 ** -53
 
 
+def exact_unembedding(wu: torch.Tensor, bu: torch.Tensor, f_col: int) -> dict:
+    """Side condition of the exact-count readout (shared with ``verify.hybrid_counting``): the
+    unembedding reads only channel ``f_col``, with weight fl(2/(t+1)) and bias -fl(1/(t+1)^2)."""
+    t = torch.arange(wu.shape[0], dtype=torch.float64)
+    return side_condition("unembedding", reads_only(wu, [f_col]) and bool(
+        (wu[:, f_col] == 2.0 / (t + 1)).all() and (bu == -1.0 / ((t + 1) * (t + 1))).all()),
+        "logit_t = fl(2/(t+1)) F - fl(1/(t+1)^2)")
+
+
 def _readout_exact(c, n: int, vocab: int, p: int, band: int = 2) -> tuple[dict, float, float]:
+    """``exact_readout`` (``c``, the construction, is not needed: the readout depends on n, V
+    and p only)."""
+    return exact_readout(n, vocab, p, band)
+
+
+def exact_readout(n: int, vocab: int, p: int, band: int = 2) -> tuple[dict, float, float]:
     """Exact-count readout: for every count c in [0, n] the computed logit of token c beats
     every other token's, for every accumulation order (fused or not) of the unembedding.
 

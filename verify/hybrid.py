@@ -31,8 +31,7 @@ The recurrent state (2 scalars = 2p bits) is printed beside the Index lower boun
 information is carried by the attention layer's key-value cache.
 
 AR and c-gram retrieval: ``verify.hybrid_gram`` (a direct proof in the style of ``verify.cgram``).
-Counting (threshold form): ``verify.hybrid_counting``. The exact-count variant is not built
-(``constructions.hybrid.build_counting`` raises ValueError, which the CLI reports).
+Counting (threshold and exact-count forms): ``verify.hybrid_counting``.
 """
 
 from __future__ import annotations
