@@ -92,8 +92,12 @@ def round_to_bits(x: Tensor, p: int) -> Tensor:
         raise TypeError("p-bit emulation works on float64 tensors")
     s = 53 - p
     b = x.view(torch.int64)
-    b = (b + (((b >> s) & 1) + ((1 << (s - 1)) - 1))) & ~((1 << s) - 1)
-    return b.view(torch.float64)
+    t = b >> s                      # in place from here: one allocation per call
+    t &= 1
+    t += b
+    t += (1 << (s - 1)) - 1
+    t &= ~((1 << s) - 1)
+    return t.view(torch.float64)
 
 
 class PBitArith(Arith):

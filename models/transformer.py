@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -128,6 +129,9 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(d_model, inner, bias=bias)
         self.v_proj = nn.Linear(d_model, inner, bias=bias)
         self.o_proj = nn.Linear(inner, d_model, bias=bias)
+        self.probe: Callable[[Tensor], None] | None = None
+        """Called with the attention weights (B, H, T_q, T_k) of every p-bit ``attend``
+        (verifiers use it to audit that rows are exactly one-hot); None: no call."""
 
     def _split(self, x: Tensor) -> Tensor:  # (B, T, H*D) -> (B, H, T, D)
         b, t, _ = x.shape
@@ -152,7 +156,10 @@ class Attention(nn.Module):
         tq, tk = q.shape[-2], k.shape[-2]
         mask = torch.arange(tk)[None, :] > (torch.arange(tq)[:, None] + q_offset)
         s = s.masked_fill(mask, float("-inf"))
-        return arith.matmul(arith.softmax(s, dim=-1), v)
+        a = arith.softmax(s, dim=-1)
+        if self.probe is not None:
+            self.probe(a)
+        return arith.matmul(a, v)
 
     def merge(self, o: Tensor, arith: Arith | None) -> Tensor:
         b, _, t, _ = o.shape
@@ -290,11 +297,12 @@ class Transformer(nn.Module):
         """Empty KV caches, one per layer, for ``step`` (incremental decoding)."""
         return [{"k": None, "v": None} for _ in self.blocks]
 
-    def step(self, tokens: Tensor, caches: list[dict]) -> Tensor:
-        """Feed new tokens (B, T_new) after the cached prefix; returns logits (B, T_new, V)."""
+    def step(self, tokens: Tensor, caches: list[dict], arith: Arith | None = None) -> Tensor:
+        """Feed new tokens (B, T_new) after the cached prefix; returns logits (B, T_new, V).
+        With ``arith`` the step runs in that arithmetic (the same equations, rounded)."""
         start = 0 if caches[0]["k"] is None else caches[0]["k"].shape[-2]
-        h = self.embed_tokens(tokens, None, start)
-        return self.logits(self.backbone(h, None, caches=caches))
+        h = self.embed_tokens(tokens, arith, start)
+        return self.logits(self.backbone(h, arith, caches=caches), arith)
 
     def predict(self, tokens: Tensor, arith: Arith | None = None) -> Tensor:
         """argmax of the final position's logits (lowest index on ties), shape (B,)."""

@@ -1,0 +1,155 @@
+"""The IsTree Transformer with O(n) CoT (constructions.transformer_istree, verify.transformer_istree)."""
+
+from __future__ import annotations
+
+import json
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnngap.cli import main
+from rnngap.constructions import transformer_istree as X
+from rnngap.constructions.base import export, load
+from rnngap.tasks import istree as T
+from rnngap.verify import transformer_istree as V
+
+RAG_KEYS = {"task", "method", "n", "verified", "passed", "exhaustive", "enumerated",
+            "inputs_checked", "failures", "failure_examples", "peak_state_bits",
+            "declared_state_bits", "max_cot_tokens", "retrievals", "seconds",
+            "planned_enumeration"}
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_every_input_small_n_verified(n: int) -> None:
+    out = V.verify_transformer_istree(n, samples=0)
+    assert out["verified"] and out["exhaustive"] and out["failures"] == 0
+    assert out["audit"]["not_one_hot"] == 0 and out["audit"]["attention_rows_checked"] > 0
+    assert all(c["result"] == "proved" for c in out["certificates"])
+    assert out["max_cot_tokens"] <= X.cot_length_bound(n)
+
+
+def test_every_input_n5_and_samples() -> None:
+    out = V.verify_transformer_istree(5, samples=3)
+    assert out["verified"] and out["inputs_checked"] == 5040 + 6 + 9
+
+
+@st.composite
+def graphs(draw):
+    n = draw(st.integers(4, 20))
+    if draw(st.booleans()):
+        parents = [draw(st.integers(0, v - 1)) for v in range(1, n)]
+        edges = [(v, parents[v - 1]) for v in range(1, n)]
+    else:
+        pairs = [(u, v) for u in range(n) for v in range(u)]
+        idx = draw(st.lists(st.integers(0, len(pairs) - 1), min_size=n - 1, max_size=n - 1,
+                            unique=True))
+        edges = [pairs[i] for i in idx]
+    order = draw(st.permutations(list(range(n - 1))))
+    perm = draw(st.permutations(list(range(n))))
+    return n, np.array([(perm[u], perm[v]) for u, v in (edges[i] for i in order)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(graphs())
+def test_writes_the_official_cot(case) -> None:
+    """On random trees and random edge sets (relabelled, any order) the model writes exactly
+    the official cot continuation and the right label."""
+    n, edges = case
+    model = X.build(n).model()
+    (got,), audit = V.run_batch(n, model, [edges], X.precision_for(n))
+    g = nx.Graph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from(edges.tolist())
+    assert got == T.euler_tour(n, edges) + [T.EOS, T.TRUE if nx.is_tree(g) else T.FALSE]
+    assert audit.not_one_hot == 0 and audit.non_integer == 0
+
+
+def test_size_is_constant_and_precision_logarithmic() -> None:
+    small, big = X.build(8).sizes(), X.build(512).sizes()
+    for k in ("layers", "heads", "width", "d_head", "d_mlp"):
+        assert small[k] == big[k]
+    ps = [X.precision_for(n) for n in (16, 256, 4096)]
+    assert ps[0] < ps[1] < ps[2] <= 52
+    assert ps[2] - ps[1] <= 13  # ~ 3 log2 n growth: 4 doublings of n add about 12 bits
+
+
+def test_tampered_weight_fails() -> None:
+    """A broken SKIP unit (parent edge no longer skipped) is caught by the runs and by the
+    weights certificate."""
+    n = 4
+    model = X.build(n).model()
+    with torch.no_grad():
+        model.blocks[3].mlp.fc_in.bias.zero_()
+    out = V.verify_transformer_istree(n, samples=0, model=model)
+    assert not out["verified"] and not out["passed"]
+    reasons = " ".join(f["reason"] for f in out["failure_examples"])
+    assert "official cot has" in reasons
+    assert any(c["name"] == "weights-hand-set" and c["result"] == "FAILED"
+               for c in out["certificates"])
+
+
+def test_soft_attention_is_caught_by_the_audit() -> None:
+    n = 6
+    model = X.build(n).model()
+    with torch.no_grad():
+        model.blocks[1].attn.q_proj.weight.mul_(2.0 ** -12)
+        model.blocks[1].attn.q_proj.bias.mul_(2.0 ** -12)
+    (edges,), _ = T.sample_graphs(n, 1, "random", seed=0)
+    _, audit = V.run_batch(n, model, [edges], X.precision_for(n))
+    assert audit.not_one_hot > 0
+
+
+def test_bos_row_certificate_detects_a_nonzero_key() -> None:
+    n = 5
+    model = X.build(n).model()
+    with torch.no_grad():
+        model.pos_table[0, X.C["KB"]] = 1.0
+    certs = {c["name"]: c for c in V.certificates(n, X.precision_for(n), model)}
+    assert certs["bos-row-zero"]["result"] == "FAILED" and "KB" in certs["bos-row-zero"]["nonzero"]
+
+
+def test_too_little_precision_is_refused_by_the_certificate() -> None:
+    certs = {c["name"]: c for c in V.certificates(64, 12)}
+    assert certs["integer-exactness"]["result"] == "FAILED"
+
+
+def test_export_round_trip(tmp_path) -> None:
+    n = 6
+    cons = X.build(n)
+    export(cons, tmp_path)
+    again = load(tmp_path)
+    (edges,), _ = T.sample_graphs(n, 1, "binary", seed=2)
+    p = X.precision_for(n)
+    a, _ = V.run_batch(n, cons.model(), [edges], p)
+    b, _ = V.run_batch(n, again.model(), [edges], p)
+    assert a == b
+
+
+def test_cli_verify_json_keys_and_compare_table() -> None:
+    r = CliRunner().invoke(main, ["verify", "istree", "--model", "transformer", "--n", "4",
+                                  "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert RAG_KEYS <= set(out) and out["method"] == "transformer" and out["verified"]
+    r = CliRunner().invoke(main, ["verify", "istree", "--method", "all", "--n", "4"])
+    assert r.exit_code == 0, r.output
+    for m in ("rnn-rag", "hybrid", "transformer"):
+        assert m in r.output
+    assert "kv_cache_bits" in r.output and r.output.count("VERIFIED") == 3
+
+
+def test_cli_run_and_errors() -> None:
+    r = CliRunner().invoke(main, ["run", "istree", "--method", "transformer", "--n", "5",
+                                  "--edges", "1-0,2-1,3-1,4-0"])
+    assert r.exit_code == 0, r.output
+    assert "[EOS] 0 1 2 1 3 1 0 4 0 [EOS] [TRUE]" in r.output
+    r = CliRunner().invoke(main, ["run", "istree", "--method", "transformer", "--n", "5000",
+                                  "--seed", "1"])
+    assert r.exit_code == 2 and "4096" in r.output
+    r = CliRunner().invoke(main, ["verify", "istree", "--method", "transformer", "--n", "5000"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
