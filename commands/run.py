@@ -49,12 +49,14 @@ def run() -> None:
 
 
 @run.command("istree")
-@click.option("--method", type=click.Choice(["rnn-rag", "hybrid"]), default="rnn-rag",
+@click.option("--method", "--model", "method",
+              type=click.Choice(["rnn-rag", "hybrid", "transformer"]), default="rnn-rag",
               show_default=True,
               help="rnn-rag: O(log n)-bit RNN writing the official retrieval-format CoT, a regex "
               "retriever answering its queries; hybrid: O(log n)-bit recurrent part plus ONE "
               "hand-set softmax attention layer (p-bit arithmetic) doing every lookup of a "
-              "union-find CoT, no retriever.")
+              "union-find CoT, no retriever; transformer: a constant-size hand-set Transformer "
+              "(p-bit arithmetic) writing the official O(n)-token cot format.")
 @click.option("--n", "n", type=int, required=True, help="Number of vertices (>= 2).")
 @click.option("--edges", "edges_text", default=None,
               help='Edges "u-v,u-v,..." in prompt order (exactly n-1, distinct, no loops).')
@@ -97,9 +99,12 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
         if ignored:
             raise click.UsageError(f"{mode} does not use {', '.join(ignored)} "
                                    f"(see rnngap run istree --help)")
-    if method == "hybrid" and (mode or no_retrieval):
-        raise click.UsageError(f"--method hybrid has no retriever: it takes no "
+    if method != "rnn-rag" and (mode or no_retrieval):
+        raise click.UsageError(f"--method {method} has no retriever: it takes no "
                                f"{mode or '--no-retrieval'}")
+    if method != "rnn-rag" and n > 4096:
+        raise click.BadParameter(f"must be <= 4096 for --method {method}, got {n}",
+                                 param_hint="--n")
     if scaling:
         _scaling(n, seed or 0, as_json)
         return
@@ -136,7 +141,10 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
                                      param_hint="--n")
         (edges,), _ = T.sample_graphs(n, 1, family, seed=seed or 0)
         source = f"{family} sample, seed {seed or 0}"
-    _warn_cost(n, [n])
+    _warn_cost(n, [n], method)
+    if method == "transformer":
+        _run_transformer(n, edges, source, quiet, as_json)
+        return
     extra: dict = {}
     if method == "hybrid":
         from rnngap.constructions import hybrid_istree as H
@@ -175,11 +183,48 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
         fail(f"{tr.mismatches} attention lookups differ from the exact lookup (a bug)")
 
 
-def _warn_cost(n: int, sizes: list[int]) -> None:
+def _run_transformer(n: int, edges, source: str, quiet: bool, as_json: bool) -> None:
+    """``run istree --method transformer``: decode one graph at p(n) bits, audited."""
+    import numpy as np
+
+    from rnngap.constructions import transformer_istree as X
+    from rnngap.tasks import istree as T
+    from rnngap.verify.transformer_istree import kv_bits, reference, run_batch
+
+    p = X.precision_for(n)
+    (got,), audit = run_batch(n, X.build(n).model(), [edges], p)
+    want = reference(n, edges)
+    truth = T.is_tree(n, edges)
+    verdict = True if got[-1:] == [T.TRUE] else False if got[-1:] == [T.FALSE] else None
+    prompt = T.prompt_tokens(n, edges)
+    out = {"n": n, "method": "transformer", "source": source, "retrieval": False,
+           "verdict": verdict, "truth": truth, "correct": verdict == truth,
+           "official_cot": got == want, "cot_tokens": len(got),
+           "kv_cache_bits": kv_bits(n, len(prompt) + len(got) - 1, p), "precision_bits": p,
+           "attention_rows_not_one_hot": audit.not_one_hot,
+           "non_integer_residuals": audit.non_integer, "edges": np.asarray(edges).tolist()}
+    if not quiet:
+        out["transcript"] = T.render(prompt + got)
+    if as_json:
+        dump_json(out)
+    else:
+        if not quiet:
+            click.echo(out["transcript"])
+        click.echo(f"verdict: {verdict} (truth {truth}{'' if out['correct'] else ', WRONG'})"
+                   f"  [{source}]")
+        click.echo(f"CoT tokens: {len(got)} (official cot format: "
+                   f"{'identical' if out['official_cot'] else 'DIFFERENT'})  KV cache at the "
+                   f"end: {out['kv_cache_bits']} bits at p = {p}  attention rows not one-hot: "
+                   f"{audit.not_one_hot}")
+    if not out["correct"] or not out["official_cot"] or audit.not_one_hot or audit.non_integer:
+        fail("the Transformer construction deviated from the official cot (a bug)")
+
+
+def _warn_cost(n: int, sizes: list[int], method: str = "rnn-rag") -> None:
     """One note on stderr when the runs (one graph per size) will take long."""
     from rnngap.commands.verify_istree import seconds_per_graph
 
-    est = sum(seconds_per_graph(m) for m in sizes)
+    est = sum(seconds_per_graph(m, method) for m in sizes)
     if n > 4096 or est > 60:
         click.echo(f"note: n={n} takes roughly {est / 60:.0f} minute(s) on one core "
                    f"(cost grows about quadratically with n)", err=True)

@@ -14,18 +14,25 @@ import click
 from rnngap.commands._common import dump_json, fail
 
 METHODS: dict[str, str] = {"rnn-rag": "rnngap.verify.istree_rag:verify_rnn_rag",
-                           "hybrid": "rnngap.verify.hybrid_istree:verify_for_cli"}
-MAX_SAMPLES = 10_000
-"""--samples cap (per family): at n = 1024 one graph takes about 1 s, at n = 4096 about 4-12 s."""
-
-
-def seconds_per_graph(n: int) -> float:
-    """Rough cost of one rnn-rag run at n (measured on one core: ~1.2 s at n = 1024, growing
-    about quadratically: ~12 s at n = 4096 for the binary family, ~1 h at n = 65536)."""
-    return max(1e-3, 1.2 * (n / 1024) ** 2)
+                           "hybrid": "rnngap.verify.hybrid_istree:verify_for_cli",
+                           "transformer": "rnngap.verify.transformer_istree:verify_for_cli"}
 """method -> "module:callable"; the callable takes (n, orders=, samples=, seed=, progress=,
 jobs=), returns a dict with the keys listed in ``istree --help``, and raises ValueError (shown
 as a usage error) for a plan it refuses before doing any work."""
+MAX_SAMPLES = 10_000
+"""--samples cap (per family): at n = 1024 one graph takes about 1 s, at n = 4096 about 4-12 s."""
+COST = {"rnn-rag": (1024, 1.2), "hybrid": (256, 1.9), "transformer": (256, 1.0)}
+"""method -> (n0, seconds per graph at n0), measured on one core; cost grows ~ (n / n0)^2."""
+MAX_N = {"rnn-rag": 1 << 16, "hybrid": 4096, "transformer": 4096}
+"""Largest n per method: beyond, one graph takes hours (hybrid, transformer: p(n) also
+approaches the 52 bits the p-bit emulation supports)."""
+
+
+def seconds_per_graph(n: int, method: str = "rnn-rag") -> float:
+    """Rough cost of one run at n (rnn-rag: ~1.2 s at n = 1024, ~12 s at n = 4096 for the
+    binary family, ~1 h at n = 65536; hybrid ~1.9 s and transformer ~1 s at n = 256)."""
+    n0, sec = COST[method]
+    return max(1e-3, sec * (n / n0) ** 2)
 
 
 def _load(method: str):
@@ -34,11 +41,14 @@ def _load(method: str):
 
 
 @click.command("istree")
-@click.option("--method", type=click.Choice(sorted(METHODS)), default="rnn-rag",
-              show_default=True, help="What to verify (rnn-rag: the bit-bounded RNN that "
-              "queries a regex retriever and writes the official retrieval-format CoT; hybrid: "
-              "a bit-bounded recurrent part plus ONE hand-set softmax attention layer that does "
-              "every lookup of a union-find CoT, run at p bits, no retrieval oracle).")
+@click.option("--method", "--model", "method", type=click.Choice([*sorted(METHODS), "all"]),
+              default="rnn-rag", show_default=True, help="What to verify (rnn-rag: the "
+              "bit-bounded RNN that queries a regex retriever and writes the official "
+              "retrieval-format CoT; hybrid: a bit-bounded recurrent part plus ONE hand-set "
+              "softmax attention layer that does every lookup of a union-find CoT, run at p "
+              "bits, no retrieval oracle; transformer: a constant-size hand-set Transformer "
+              "(6 layers) writing the official O(n) cot format, run at p bits; all: the three "
+              "on the same inputs, then one comparison table).")
 @click.option("--n", "n", type=int, required=True, help="Number of vertices (>= 2).")
 @click.option("--orders", type=click.Choice(["auto", "all", "one"]), default="auto",
               show_default=True, help="Prompt orders per edge set: all (n=6: 360,360 "
@@ -71,8 +81,11 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
     """
     if n < 2:
         raise click.BadParameter(f"must be >= 2, got {n}", param_hint="--n")
-    if n > 1 << 16:
-        raise click.BadParameter(f"must be <= 65536, got {n}", param_hint="--n")
+    methods = sorted(METHODS) if method == "all" else [method]
+    for m in methods:
+        if n > MAX_N[m]:
+            raise click.BadParameter(f"must be <= {MAX_N[m]} for --method {m}, got {n}",
+                                     param_hint="--n")
     if samples is not None and samples < 0:
         raise click.BadParameter("must be >= 0", param_hint="--samples")
     if samples is not None and samples > MAX_SAMPLES:
@@ -90,20 +103,25 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
         raise click.BadParameter("must be >= 1", param_hint="--jobs")
     from tqdm import tqdm
 
-    run = _load(method)
     if n >= 4:
-        est = 2 * samples * seconds_per_graph(n) / jobs
+        est = sum(2 * samples * seconds_per_graph(n, m) for m in methods) / jobs
         if est > 60:
             click.echo(f"note: {2 * samples} sampled graphs at n={n}: expect roughly "
                        f"{est / 60:.0f} minutes or more (progress on stderr when it is a "
                        f"terminal)", err=True)
-    with tqdm(desc=f"istree {method} n={n}", unit="graph", file=sys.stderr,
-              disable=None, leave=False) as bar:
-        try:  # a method refuses infeasible plans with ValueError before doing any work
-            out = run(n, orders=orders, samples=samples, seed=seed, progress=bar.update,
-                      jobs=jobs)
-        except ValueError as err:
-            raise click.UsageError(str(err)) from None
+    outs = []
+    for m in methods:
+        with tqdm(desc=f"istree {m} n={n}", unit="graph", file=sys.stderr,
+                  disable=None, leave=False) as bar:
+            try:  # a method refuses infeasible plans with ValueError before doing any work
+                outs.append(_load(m)(n, orders=orders, samples=samples, seed=seed,
+                                     progress=bar.update, jobs=jobs))
+            except ValueError as err:
+                raise click.UsageError(str(err)) from None
+    if method == "all":
+        _compare(n, outs, as_json)
+        return
+    out = outs[0]
     if as_json:
         dump_json(out)
     else:
@@ -121,3 +139,45 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
         first = out["failure_examples"][0]
         fail(f"{out['failures']} of {out['inputs_checked']} inputs failed; first: "
              f"{first['reason']} on edges {first['edges']}")
+
+
+def comparison_rows(outs: list[dict]) -> list[dict]:
+    """One row per method verdict: what the three IsTree methods cost side by side."""
+    rows = []
+    for o in outs:
+        m = o["method"]
+        rows.append({
+            "method": m,
+            "status": "VERIFIED" if o["verified"] else "passed" if o["passed"] else "FAILED",
+            "inputs": o["inputs_checked"],
+            "max_cot_tokens": o["max_cot_tokens"],
+            "recurrent_state_bits": 0 if m == "transformer" else o["peak_state_bits"],
+            "kv_cache_bits": o.get("kv_bits", 0),
+            "precision_bits": o.get("precision_bits", "integers"),
+            "lookups": o["retrievals"] if m != "transformer" else "in every layer",
+            "helper": {"rnn-rag": "regex retriever over the context",
+                       "hybrid": "one attention layer",
+                       "transformer": "none (6 attention layers)"}[m],
+            "seconds": o["seconds"]})
+    return rows
+
+
+def _compare(n: int, outs: list[dict], as_json: bool) -> None:
+    from rnngap.commands._common import table
+
+    rows = comparison_rows(outs)
+    if as_json:
+        dump_json({"task": "istree", "n": n, "enumerated": outs[0]["enumerated"],
+                   "table": rows, "verdicts": outs})
+    else:
+        click.echo(f"IsTree n={n}, the same inputs for each method: {outs[0]['enumerated']}")
+        click.echo("state/KV bits: largest over the inputs, at the end of the transcript; "
+                   "rnn-rag also re-reads the context through its retriever (not counted)")
+        click.echo(table(rows, ["method", "status", "inputs", "max_cot_tokens",
+                                "recurrent_state_bits", "kv_cache_bits", "precision_bits",
+                                "lookups", "helper", "seconds"]))
+    bad = [o for o in outs if o["failures"]]
+    if bad:
+        first = bad[0]["failure_examples"][0]
+        fail(f"{bad[0]['method']}: {bad[0]['failures']} of {bad[0]['inputs_checked']} inputs "
+             f"failed; first: {first['reason']} on edges {first['edges']}")

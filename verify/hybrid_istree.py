@@ -141,6 +141,7 @@ def verify_hybrid_istree(n: int, samples: int = 10, seed: int = 0, orders: str =
         "max_cot_tokens": agg["cot"],
         "retrievals": agg["ret"],
         "lookup_mismatches": agg["mism"],
+        "kv_bits": kv_bits(n, 3 * n - 1 + agg["cot"], p),
         "precision_bits": p,
         "precision_formula": "max(ceil(log2(W((2n)^2+2)))+1, ceil(log2(L^2+1))), "
                              "W = 2^ceil(log2(L+1)), L = max_len(n) = O(n log n)",
@@ -148,6 +149,12 @@ def verify_hybrid_istree(n: int, samples: int = 10, seed: int = 0, orders: str =
         "seconds": round(time.perf_counter() - t0, 3),
         "planned_enumeration": total,
     }
+
+
+def kv_bits(n: int, positions: int, p: int) -> int:
+    """Bits of the one attention layer's KV cache after ``positions`` positions: 2 heads x
+    2 d_head numbers of p bits per position."""
+    return positions * 2 * 2 * H.D_HEAD * p
 
 
 def state_bits_table(ns: list[int], seed: int = 0) -> list[dict[str, int]]:
