@@ -43,17 +43,24 @@ whose key features are all 0: no match, then the sink wins and the head reads ze
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from rnngap.constructions.base import Construction, zero_state_dict
+from rnngap.constructions.exact_heads import (
+    BETA,
+    Audit,
+    Head,
+    MLPWriter,
+    audited,
+    greedy_decode,
+    set_head,
+    set_pointer,
+)
 from rnngap.models.arith import Arith
 from rnngap.models.transformer import Transformer, TransformerConfig
 from rnngap.tasks import istree as T
 
-BETA = 1024.0
 N_LAYERS, N_HEADS, D_HEAD = 6, 4, 8
 TOKEN_CH = ("VX", "VX2", "ISV", "ISEOS", "ISZERO")
 POS_CH = ("POS", "POS2", "ISBOS", "NOTBOS", "ISCOT", "ISVPOS", "KE", "KE2", "ISKB", "KB",
@@ -72,20 +79,6 @@ C = {name: i for i, name in enumerate(CH)}
 D_MODEL = len(CH)
 D_MLP = 12
 PRECISION_FORMULA = "ceil(log2(40 (L+1) (n+1)^2 + 4 (L+1)^2)), L = 5n - 1"
-
-
-@dataclass(frozen=True)
-class Head:
-    """One exact-match head (module docstring): fields (x, x^2, y, y^2) channel names, the key
-    mask channel, a sink at [BOS] or not, the scale W, tie-break T * TB, values (src, dst)."""
-
-    fields: tuple[tuple[str, str, str, str], ...]
-    mask: str
-    sink: bool
-    w: float
-    t: float
-    tb: str | None
-    values: tuple[tuple[str, str], ...]
 
 
 def max_len(n: int) -> int:
@@ -136,65 +129,13 @@ def heads(n: int) -> dict[int, list[Head]]:
     }
 
 
-def _set_head(sd: dict, layer: int, h: int, head: Head) -> None:
-    a, o = f"blocks.{layer - 1}.attn.", h * D_HEAD
-    q, qb, k, kb = (sd[a + "q_proj.weight"], sd[a + "q_proj.bias"], sd[a + "k_proj.weight"],
-                    sd[a + "k_proj.bias"])
-    w, r = head.w * BETA, 0
-    for x, x2, y, y2 in head.fields:
-        q[o + r, C[x]], k[o + r, C[y]] = 4 * w, 1.0
-        qb[o + r + 1], k[o + r + 1, C[y2]] = -2 * w, 1.0
-        q[o + 2 * len(head.fields), C[x2]] = -2 * w
-        r += 2
-    k[o + r, C["NOTBOS"]] = 1.0
-    r += 1
-    qb[o + r] = w                        # c(j) = -2 + 2 MASK(j) + (sink: ISBOS(j); else 0)
-    kb[o + r] = -2.0
-    k[o + r, C[head.mask]] = 2.0
-    k[o + r, C["ISBOS"]] = 1.0 if head.sink else 0.0
-    if head.tb is not None:
-        qb[o + r + 1] = head.t * BETA
-        k[o + r + 1, C[head.tb]] = 1.0
-    for i, (src, dst) in enumerate(head.values):
-        sd[a + "v_proj.weight"][o + i, C[src]] = 1.0
-        sd[a + "o_proj.weight"][C[dst], o + i] = 1.0
-
-
-def _pointer(sd: dict, h: int, r: int) -> None:
-    """Layer 1, head h: beta (2 (i - r) j - j^2) peaks at j = max(i - r, 1); copies VX, VX2."""
-    a, o = "blocks.0.attn.", h * D_HEAD
-    sd[a + "q_proj.weight"][o, C["POS"]] = BETA
-    sd[a + "q_proj.bias"][o] = -BETA * r
-    sd[a + "q_proj.bias"][o + 1] = BETA
-    sd[a + "k_proj.weight"][o, C["POS"]] = 2.0
-    sd[a + "k_proj.weight"][o + 1, C["POS2"]] = -1.0
-    sd[a + "v_proj.weight"][o, C["VX"]] = 1.0
-    sd[a + "v_proj.weight"][o + 1, C["VX2"]] = 1.0
-    sd[a + "o_proj.weight"][C[f"P{r}V"], o] = 1.0
-    sd[a + "o_proj.weight"][C[f"P{r}V2"], o + 1] = 1.0
-
-
-class _MLP:
-    """Writes hidden units relu(sum c_i x_i + b) and their read-outs into a block's MLP
-    (appending after the units already set)."""
-
-    def __init__(self, sd: dict, layer: int):
-        self.sd, self.p = sd, f"blocks.{layer - 1}.mlp."
-        used = sd[self.p + "fc_in.weight"].abs().sum(1) + sd[self.p + "fc_in.bias"].abs()
-        self.u = int((used != 0).sum())
-
-    def unit(self, terms: dict[str, float], bias: float, out: dict[str, float]) -> None:
-        for ch, c in terms.items():
-            self.sd[self.p + "fc_in.weight"][self.u, C[ch]] = c
-        self.sd[self.p + "fc_in.bias"][self.u] = bias
-        for ch, c in out.items():
-            self.sd[self.p + "fc_out.weight"][C[ch], self.u] = c
-        self.u += 1
+def _mlp(sd: dict, layer: int) -> MLPWriter:
+    return MLPWriter(sd, f"blocks.{layer - 1}.mlp.", C)
 
 
 def _mlps(sd: dict, n: int) -> None:
     m, big, big2 = n - 1, float(n), float(n * n)
-    f = _MLP(sd, 1)             # max / min of (w, v), squares; tour-vertex and tour-EOS flags
+    f = _mlp(sd, 1)             # max / min of (w, v), squares; tour-vertex and tour-EOS flags
     f.unit({"VX": 1}, 0, {"AIN": 1})                        # AIN = VX + relu(P1V - VX)
     f.unit({"P1V": 1, "VX": -1}, 0, {"AIN": 1, "BIN": -1})  # BIN = P1V - relu(P1V - VX)
     f.unit({"P1V": 1}, 0, {"BIN": 1})
@@ -205,27 +146,27 @@ def _mlps(sd: dict, n: int) -> None:
     f.unit({"ISCOT": 1, "ISEOS": 1}, -1, {"ISCOTEOS": 1})
     for layer, pairs in ((2, (("PA", "PAa", "PAb"), ("PA2", "PAa2", "PAb2"))),
                          (3, (("PB", "PBa", "PBb"), ("PB2", "PBa2", "PBb2")))):
-        f = _MLP(sd, layer)     # PA = max(PAa, PAb) (layer 2), PB (layer 3), their squares
+        f = _mlp(sd, layer)     # PA = max(PAa, PAb) (layer 2), PB (layer 3), their squares
         for dst, a, b in pairs:
             f.unit({b: 1}, 0, {dst: 1})
             f.unit({a: 1, b: -1}, 0, {dst: 1})
-    f = _MLP(sd, 3)             # e_last = e_in unless first visit (POS = FPOS), then 0
+    f = _mlp(sd, 3)             # e_last = e_in unless first visit (POS = FPOS), then 0
     for dst, src, mm in (("ELAST", "EIN", float(m)), ("ELAST2", "EIN2", float(m * m))):
         f.unit({src: 1}, 0, {dst: 1})
         f.unit({src: 1, "POS": -mm, "FPOS": mm}, 0, {dst: -1})
-    f = _MLP(sd, 4)             # SKIP = [F1 = 1 and K1 = EPAR]: tent at d = K1 - EPAR + s(1-F1)
+    f = _mlp(sd, 4)             # SKIP = [F1 = 1 and K1 = EPAR]: tent at d = K1 - EPAR + s(1-F1)
     s = float(m + 2)
     d = {"K1": 1.0, "EPAR": -1.0, "F1": -s}
     for bias, c in ((s + 1, 1.0), (s, -2.0), (s - 1, 1.0)):
         f.unit(d, bias, {"SKIP": c})
-    f = _MLP(sd, 5)             # candidate = SKIP ? succ(e_p) : succ(e_last)
+    f = _mlp(sd, 5)             # candidate = SKIP ? succ(e_p) : succ(e_last)
     f.unit({"F1": 1, "SKIP": -1}, 0, {"CF": 1})
     f.unit({"F2": 1, "SKIP": 1}, -1, {"CF": 1})
     f.unit({"O1": 1, "SKIP": -big}, 0, {"CO": 1})
     f.unit({"O2": 1, "SKIP": big}, -big, {"CO": 1})
     f.unit({"O1SQ": 1, "SKIP": -big2}, 0, {"CO2": 1})
     f.unit({"O2SQ": 1, "SKIP": big2}, -big2, {"CO2": 1})
-    f = _MLP(sd, 6)             # the decision: which token to write
+    f = _mlp(sd, 6)             # the decision: which token to write
     f.unit({"ISCOTV": 1, "CF": 1, "VIS": -1}, -1, {"MV": 1})
     f.unit({"ISCOTV": 1, "CF": -1, "ISZERO": -1}, 0, {"MV": 1})
     f.unit({"PEND": 1}, 0, {"MV": 1})
@@ -274,11 +215,12 @@ def build(n: int) -> Construction:
             k = (j - 2) // 3
             row[C["ISKB"]], row[C["KB"]], row[C["KB2"]] = 1.0, k, k * k
     sd["pos_table"] = pos
-    for r in (1, 2, 3):
-        _pointer(sd, r - 1, r)
+    for r in (1, 2, 3):  # layer 1, head r-1: the token r back (VX, VX2), j = max(i - r, 1)
+        set_pointer(sd, "blocks.0.attn.", (r - 1) * D_HEAD, {"POS": 1.0}, -float(r), "POS",
+                    "POS2", (("VX", f"P{r}V"), ("VX2", f"P{r}V2")), C)
     for layer, hs in heads(n).items():
         for h, head in enumerate(hs):
-            _set_head(sd, layer, h, head)
+            set_head(sd, f"blocks.{layer - 1}.attn.", h * D_HEAD, head, C)
     _mlps(sd, n)
     g, t = logit_gap(n), torch.arange(V, dtype=f64)
     w_u = torch.zeros(V, D_MODEL, dtype=f64)
@@ -308,71 +250,27 @@ USED_HEADS = {1: 3, 2: 3, 3: 3, 4: 4, 6: 1}
 """layer -> number of heads with weights (the rest, and all of layer 5, are zero)."""
 
 
-@dataclass
-class Audit:
-    """What a p-bit run observed: attention rows that were not exactly one-hot (used heads),
-    residual entries that were not integers, and the largest residual magnitude."""
-
-    not_one_hot: int = 0
-    non_integer: int = 0
-    max_abs: float = 0.0
-    rows: int = 0
-
-
-def _install_audit(model: Transformer, audit: Audit) -> list:
-    handles = []
-    for i, block in enumerate(model.blocks):
-        used = USED_HEADS.get(i + 1, 0)
-
-        def probe(a: Tensor, used: int = used) -> None:
-            if not used:
-                return
-            a = a[:, :used]
-            ok = (a.amax(-1) == 1.0) & ((a == 0) | (a == 1)).all(-1)
-            audit.rows += ok.numel()
-            audit.not_one_hot += int((~ok).sum())
-
-        block.attn.probe = probe
-
-        def hook(_mod, _inp, out: Tensor) -> None:
-            audit.non_integer += int((out != out.round()).sum())
-            audit.max_abs = max(audit.max_abs, float(out.abs().max()))
-
-        handles.append(block.register_forward_hook(hook))
-    return handles
-
-
 def generate(model: Transformer, prompts: Tensor, arith: Arith | None, max_new: int,
              audit: Audit | None = None, chunk: int = 256) -> list[list[int]]:
     """Greedy decoding of a batch of equal-length prompts (B, P) in ``arith``, with KV caches:
     each row stops after writing ``[TRUE]``/``[FALSE]`` or ``max_new`` tokens.  Returns the
     written tokens per row.  ``audit``: record one-hotness / integrality (see :class:`Audit`)."""
-    handles = _install_audit(model, audit) if audit is not None else []
-    try:
-        with torch.no_grad():
-            caches = model.init_cache()
-            for s in range(0, prompts.shape[1], chunk):
-                logits = model.step(prompts[:, s:s + chunk], caches, arith)
-            nxt = logits[:, -1].argmax(-1)
-            alive = torch.arange(prompts.shape[0])
-            out: list[list[int]] = [[] for _ in range(prompts.shape[0])]
-            for step in range(max_new):
-                for r, t in zip(alive.tolist(), nxt.tolist(), strict=True):
-                    out[r].append(t)
-                keep = (nxt != T.TRUE) & (nxt != T.FALSE)
-                if step == max_new - 1 or not bool(keep.any()):
-                    break
-                if not bool(keep.all()):
-                    alive, nxt = alive[keep], nxt[keep]
-                    for c in caches:
-                        c["k"], c["v"] = c["k"][keep], c["v"][keep]
-                nxt = model.step(nxt[:, None], caches, arith)[:, -1].argmax(-1)
-    finally:
-        for block in model.blocks:
-            block.attn.probe = None
-        for h in handles:
-            h.remove()
-    return out
+    used = [USED_HEADS.get(i + 1, 0) for i in range(len(model.blocks))]
+    caches = model.init_cache()
+
+    def prefill() -> Tensor:
+        for s in range(0, prompts.shape[1], chunk):
+            logits = model.step(prompts[:, s:s + chunk], caches, arith)
+        return logits[:, -1].argmax(-1)
+
+    def select(keep: Tensor) -> None:
+        for c in caches:
+            c["k"], c["v"] = c["k"][keep], c["v"][keep]
+
+    with audited(model.blocks, used, audit), torch.no_grad():
+        return greedy_decode(prefill, lambda t: model.step(t[:, None], caches, arith)[:, -1]
+                             .argmax(-1), select, prompts.shape[0], max_new,
+                             (T.TRUE, T.FALSE))
 
 
 __all__ = [
