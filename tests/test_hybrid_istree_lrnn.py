@@ -1,0 +1,124 @@
+"""IsTree by linear RNN layers + ONE attention layer (constructions/verify.hybrid_istree_lrnn)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnngap.cli import main
+from rnngap.constructions import hybrid_istree_lrnn as Hy
+from rnngap.models.hybrid_lrnn import HybridLRNN
+from rnngap.tasks import istree as T
+from rnngap.verify import hybrid_istree_lrnn as V
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_every_input_small_n_verified(n: int) -> None:
+    out = V.verify_hybrid_lrnn_istree(n, samples=0)
+    assert out["verified"] and out["exhaustive"] and out["failures"] == 0
+    assert out["audit"]["not_one_hot"] == 0 and out["audit"]["attention_rows_checked"] > 0
+    assert all(c["result"] == "proved" for c in out["certificates"])
+    assert out["max_cot_tokens"] <= Hy.max_cot(n)
+
+
+@pytest.mark.slow
+def test_every_input_n5() -> None:
+    out = V.verify_hybrid_lrnn_istree(5, samples=2)
+    assert out["verified"] and out["inputs_checked"] == 5040 + 4 + 9
+
+
+def test_model_is_the_definition_5_5_hybrid() -> None:
+    """Two linear layers (a = 1, no selection), then exactly one attention block."""
+    net = Hy.model(8)
+    assert isinstance(net, HybridLRNN) and len(net.rnn) == 2
+    for layer in net.rnn:
+        assert layer.a_proj is None and torch.equal(layer.a, torch.ones_like(layer.a))
+    assert net.cfg.n_rnn_layers == 2 and net.cfg.selective is False
+
+
+def test_size_constant_state_constant_precision_logarithmic() -> None:
+    a, b = Hy.build(8)[0], Hy.build(512)[0]
+    for k in ("d_model", "n_rnn_layers", "d_inner", "d_state", "conv_kernel", "n_heads",
+              "d_head", "d_mlp"):
+        assert getattr(a, k) == getattr(b, k)
+    assert Hy.model(8).state_scalars() == Hy.model(64).state_scalars()
+    ps = [Hy.precision_for(n) for n in (16, 256, 1024)]
+    assert ps[0] < ps[1] < ps[2] <= 52
+
+
+@st.composite
+def graphs(draw):
+    n = draw(st.integers(4, 12))
+    if draw(st.booleans()):
+        edges = [(v, draw(st.integers(0, v - 1))) for v in range(1, n)]
+    else:
+        pairs = [(u, v) for u in range(n) for v in range(u)]
+        idx = draw(st.lists(st.integers(0, len(pairs) - 1), min_size=n - 1, max_size=n - 1,
+                            unique=True))
+        edges = [pairs[i] for i in idx]
+    perm = draw(st.permutations(list(range(n))))
+    order = draw(st.permutations(list(range(n - 1))))
+    return n, np.array([(perm[edges[i][0]], perm[edges[i][1]]) for i in order])
+
+
+@settings(max_examples=15, deadline=None)
+@given(graphs())
+def test_writes_the_union_find_cot(case) -> None:
+    n, edges = case
+    (got,), audit = V.run_batch(n, Hy.model(n), [edges], Hy.precision_for(n))
+    assert got == V.reference(n, edges)  # the reference's label is checked against networkx
+    assert audit.not_one_hot == 0 and audit.non_integer == 0
+
+
+def test_reference_cot_is_o_n_log_n_and_within_the_declared_bound() -> None:
+    for n in (16, 64):
+        for fam in T.FAMILIES:
+            for e in T.sample_graphs(n, 3, fam, seed=5)[0]:
+                assert len(Hy.reference_cot(n, e)) <= Hy.max_cot(n)
+
+
+def test_tampered_weights_fail() -> None:
+    """A broken rank comparison (the flag unit's bias) makes the model deviate."""
+    n = 4
+    net = Hy.model(n)
+    with torch.no_grad():
+        net.block.mlp.fc_in.bias.add_(torch.where(net.block.mlp.fc_in.bias == 1 - (2 * n + 4),
+                                                  5.0, 0.0))
+    out = V.verify_hybrid_lrnn_istree(n, samples=0, model=net)
+    assert not out["passed"]
+    assert any(c["name"] == "weights-hand-set" and c["result"] == "FAILED"
+               for c in out["certificates"])
+    assert any("the reference has" in f["reason"] for f in out["failure_examples"])
+
+
+def test_bos_certificate_and_precision_certificate() -> None:
+    n = 5
+    net = Hy.model(n)
+    with torch.no_grad():
+        net.embed.weight[T.BOS, Hy.C["NUM"]] = 1.0
+    certs = {c["name"]: c for c in V.certificates(n, Hy.precision_for(n), net)}
+    assert certs["bos-row-zero"]["result"] == "FAILED"
+    certs = {c["name"]: c for c in V.certificates(64, 16)}
+    assert certs["integer-exactness"]["result"] == "FAILED"
+
+
+def test_cli_verify_and_run() -> None:
+    r = CliRunner().invoke(main, ["verify", "istree", "--model", "hybrid", "--n", "3",
+                                  "--json"])
+    assert r.exit_code == 0, r.output
+    v = json.loads(r.output)
+    assert v["method"] == "hybrid" and v["verified"] and v["recurrent_state_bits"] > 0
+    r = CliRunner().invoke(main, ["run", "istree", "--method", "hybrid", "--n", "5",
+                                  "--edges", "1-0,2-1,3-2,3-1", "--json", "--quiet"])
+    assert r.exit_code == 0, r.output
+    v = json.loads(r.output)
+    assert v["verdict"] is False and v["truth"] is False and v["reference_cot"]
+    r = CliRunner().invoke(main, ["run", "istree", "--method", "hybrid", "--n", "2000",
+                                  "--seed", "1"])
+    assert r.exit_code == 2 and "1024" in r.output

@@ -1,0 +1,117 @@
+"""Verification of the linear-RNN + ONE attention layer IsTree hybrid
+(:mod:`rnngap.constructions.hybrid_istree_lrnn`; Definition 5.5 / Theorem 5.6, claim C6).
+
+1. Certificates (``verify.exact_istree``): the weights are the construction's and integers
+   (the linear layers' decays a = 1 included, so every recurrent state is an integer: the
+   positions j, j^2 and the ``[EOS]`` count); the pointer, sink-match and position tie-break
+   gap lemmas (z3); the [BOS] row: every channel a sink head reads is 0 after the linear
+   layers; integer exactness of every bound family at p and 53 bits; softmax underflow.
+2. Runs: every input for small n (every edge set in every prompt order, n <= 5) and samples
+   of both official families plus the adversarial graphs beyond, decoded in p-bit arithmetic
+   through the recurrent view of the linear layers (fixed-size state) and the attention
+   layer's KV cache.  An input passes iff the transcript equals the union-find CoT computed
+   directly (:func:`~rnngap.constructions.hybrid_istree_lrnn.reference_cot`) token for token,
+   its label equals networkx's ``is_tree`` and the audit saw every attention row exactly
+   one-hot and every residual entry an integer.
+
+``verified`` is True only when every input at that n was run and nothing failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from rnngap.constructions import hybrid_istree_lrnn as Hy
+from rnngap.constructions.exact_heads import Audit
+from rnngap.models.arith import PBitArith
+from rnngap.models.hybrid_lrnn import HybridLRNN
+from rnngap.tasks import istree as T
+from rnngap.verify import exact_istree as E
+
+BATCH_ELEMENTS = 3_000_000
+"""Batch size: batch * L(n) stays about this (memory of the KV cache and scores)."""
+BOS_READ = ("W_NUM_1", "W_NUM2_1", "W_NUM_2", "W_NUM2_2", "NUM", "W_IS_E_1", "POSM1",
+            "POSM1SQ", "NOTBOS")
+"""Channels read as key fields or values by a sink head (all must be 0 at [BOS])."""
+
+
+def bounds(n: int) -> dict[str, int]:
+    """Magnitude bounds of the integer families (W = L + 1, M = 2n + 4, G = 2(n+1)^2)."""
+    W, M, G = Hy.max_len(n) + 1, 2 * n + 4, int(Hy.logit_gap(n))
+    return {"match scores/beta, partial sums 16 W (n+1)^2 + 8 W": 16 * W * (n + 1) ** 2 + 8 * W,
+            "pointer / self-match position terms, recurrent j^2: 3 W^2": 3 * W * W,
+            "MLP pre-activations 4 M + 2n": 4 * M + 2 * n,
+            "logits, partial sums 3 n^2 + 3 G": 3 * n * n + 3 * G}
+
+
+def certificates(n: int, p: int, model: HybridLRNN | None = None) -> list[dict]:
+    """The certificates of part 1 for the model (default: the construction) at precision p."""
+    _, ref = Hy.build(n)
+    net = Hy.model(n) if model is None else model
+    out = E.weight_certificates(ref, ref if model is None else net.state_dict())
+    out += E.lemmas()
+    with torch.no_grad():
+        h = net.rnn_residual(torch.tensor([[T.BOS]]), PBitArith(p))
+    out.append(E.bos_certificate([h[0, 0]], Hy.C, BOS_READ))
+    return out + E.exactness_certificates(bounds(n), p)
+
+
+def reference(n: int, edges: np.ndarray) -> list[int]:
+    """The union-find CoT computed directly, checked against networkx's label."""
+    cot = Hy.reference_cot(n, edges)
+    if cot[-1] != E.nx_label(n, edges):
+        raise AssertionError(f"reference CoT label disagrees with networkx on {edges.tolist()}")
+    return cot
+
+
+def run_batch(n: int, net: HybridLRNN, edges: list[np.ndarray], p: int
+              ) -> tuple[list[list[int]], Audit]:
+    """Decode a batch of graphs at p bits with the audit on."""
+    audit = Audit()
+    prompts = torch.tensor([T.prompt_tokens(n, e) for e in edges])
+    return Hy.generate(net, prompts, PBitArith(p), Hy.max_cot(n), audit), audit
+
+
+def kv_bits(n: int, positions: int, p: int) -> int:
+    """Bits of the attention layer's KV cache after ``positions`` positions."""
+    return positions * Hy.N_HEADS * 2 * Hy.D_HEAD * p
+
+
+def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: str = "auto",
+                              precision: int | None = None, model: HybridLRNN | None = None,
+                              progress: Callable[[int], None] | None = None) -> dict:
+    """Check the hybrid at size n; the verdict has the keys of
+    :func:`rnngap.verify.istree_rag.verify_rnn_rag` (``peak_state_bits`` /
+    ``declared_state_bits``: the linear layers' fixed state, state scalars x p) plus
+    recurrent_state_bits, kv_bits, precision_bits, precision_formula, certificates, audit,
+    sizes."""
+    t0 = time.perf_counter()
+    if n < 2:
+        raise ValueError("n must be >= 2")
+    p = Hy.precision_for(n) if precision is None else int(precision)
+    net = Hy.model(n) if model is None else model
+    certs = certificates(n, p, model)
+    plan = E.run_plan(n, orders, samples, seed, max(1, BATCH_ELEMENTS // Hy.max_len(n)),
+                      lambda es: run_batch(n, net, es, p), lambda e: reference(n, e),
+                      progress)
+    state = net.state_bits(p)
+    end = 3 * n - 1 + max(plan["max_cot"] - 1, 0)
+    cfg = net.cfg
+    return E.verdict("hybrid", n, plan, certs, p, Hy.PRECISION_FORMULA, {
+        "peak_state_bits": state, "declared_state_bits": state, "recurrent_state_bits": state,
+        "state_scalars": net.state_scalars(), "retrievals": 0, "kv_bits": kv_bits(n, end, p),
+        "sizes": {"rnn_layers": cfg.n_rnn_layers, "attention_layers": 1,
+                  "heads": cfg.n_heads, "width": cfg.d_model, "d_head": cfg.d_head,
+                  "d_mlp": cfg.d_mlp, "conv_kernel": cfg.conv_kernel,
+                  "d_inner": cfg.d_inner, "d_state": cfg.d_state}}, t0)
+
+
+def verify_for_cli(n: int, orders: str = "auto", samples: int = 10, seed: int = 0,
+                   progress: Callable[[int], None] | None = None, jobs: int = 1) -> dict:
+    """``rnngap verify istree --method hybrid`` (``jobs`` accepted and ignored)."""
+    return verify_hybrid_lrnn_istree(n, samples=samples, seed=seed, orders=orders,
+                                     progress=progress)
