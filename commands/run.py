@@ -50,13 +50,15 @@ def run() -> None:
 
 @run.command("istree")
 @click.option("--method", "--model", "method",
-              type=click.Choice(["rnn-rag", "hybrid", "transformer"]), default="rnn-rag",
-              show_default=True,
+              type=click.Choice(["rnn-rag", "hybrid", "hybrid-fsm", "transformer"]),
+              default="rnn-rag", show_default=True,
               help="rnn-rag: O(log n)-bit RNN writing the official retrieval-format CoT, a regex "
-              "retriever answering its queries; hybrid: O(log n)-bit recurrent part plus ONE "
-              "hand-set softmax attention layer (p-bit arithmetic) doing every lookup of a "
-              "union-find CoT, no retriever; transformer: a constant-size hand-set Transformer "
-              "(p-bit arithmetic) writing the official O(n)-token cot format.")
+              "retriever answering its queries; hybrid: two linear RNN layers then ONE "
+              "attention layer + MLP (Definition 5.5, p-bit arithmetic) writing a union-find "
+              "CoT; hybrid-fsm: O(log n)-bit (non-linear) recurrent part plus ONE hand-set "
+              "attention layer doing every lookup of a union-find CoT; transformer: a "
+              "constant-size hand-set Transformer (p-bit arithmetic) writing the official "
+              "O(n)-token cot format.")
 @click.option("--n", "n", type=int, required=True, help="Number of vertices (>= 2).")
 @click.option("--edges", "edges_text", default=None,
               help='Edges "u-v,u-v,..." in prompt order (exactly n-1, distinct, no loops).')
@@ -102,8 +104,10 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
     if method != "rnn-rag" and (mode or no_retrieval):
         raise click.UsageError(f"--method {method} has no retriever: it takes no "
                                f"{mode or '--no-retrieval'}")
-    if method != "rnn-rag" and n > 4096:
-        raise click.BadParameter(f"must be <= 4096 for --method {method}, got {n}",
+    from rnngap.commands.verify_istree import MAX_N
+
+    if n > MAX_N[method]:
+        raise click.BadParameter(f"must be <= {MAX_N[method]} for --method {method}, got {n}",
                                  param_hint="--n")
     if scaling:
         _scaling(n, seed or 0, as_json)
@@ -142,11 +146,11 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
         (edges,), _ = T.sample_graphs(n, 1, family, seed=seed or 0)
         source = f"{family} sample, seed {seed or 0}"
     _warn_cost(n, [n], method)
-    if method == "transformer":
-        _run_transformer(n, edges, source, quiet, as_json)
+    if method in ("transformer", "hybrid"):
+        _run_decoder(method, n, edges, source, quiet, as_json)
         return
     extra: dict = {}
-    if method == "hybrid":
+    if method == "hybrid-fsm":
         from rnngap.constructions import hybrid_istree as H
 
         tr = H.run(n, edges)
@@ -183,24 +187,35 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
         fail(f"{tr.mismatches} attention lookups differ from the exact lookup (a bug)")
 
 
-def _run_transformer(n: int, edges, source: str, quiet: bool, as_json: bool) -> None:
-    """``run istree --method transformer``: decode one graph at p(n) bits, audited."""
+def _run_decoder(method: str, n: int, edges, source: str, quiet: bool, as_json: bool) -> None:
+    """``run istree --method transformer|hybrid``: decode one graph at p(n) bits, audited,
+    and compare with the reference CoT (official cot format, resp. the union-find CoT)."""
     import numpy as np
 
-    from rnngap.constructions import transformer_istree as X
     from rnngap.tasks import istree as T
-    from rnngap.verify.transformer_istree import kv_bits, reference, run_batch
 
-    p = X.precision_for(n)
-    (got,), audit = run_batch(n, X.build(n).model(), [edges], p)
-    want = reference(n, edges)
+    if method == "transformer":
+        from rnngap.constructions import transformer_istree as X
+        from rnngap.verify import transformer_istree as V
+
+        p, net, fmt = X.precision_for(n), X.build(n).model(), "official cot format"
+        state = 0
+    else:
+        from rnngap.constructions import hybrid_istree_lrnn as X
+        from rnngap.verify import hybrid_istree_lrnn as V
+
+        p, net, fmt = X.precision_for(n), X.model(n), "union-find CoT"
+        state = net.state_bits(p)
+    (got,), audit = V.run_batch(n, net, [edges], p)
+    want = V.reference(n, edges)
     truth = T.is_tree(n, edges)
     verdict = True if got[-1:] == [T.TRUE] else False if got[-1:] == [T.FALSE] else None
     prompt = T.prompt_tokens(n, edges)
-    out = {"n": n, "method": "transformer", "source": source, "retrieval": False,
+    out = {"n": n, "method": method, "source": source, "retrieval": False,
            "verdict": verdict, "truth": truth, "correct": verdict == truth,
-           "official_cot": got == want, "cot_tokens": len(got),
-           "kv_cache_bits": kv_bits(n, len(prompt) + len(got) - 1, p), "precision_bits": p,
+           "reference_cot": got == want, "cot_tokens": len(got),
+           "recurrent_state_bits": state,
+           "kv_cache_bits": V.kv_bits(n, len(prompt) + len(got) - 1, p), "precision_bits": p,
            "attention_rows_not_one_hot": audit.not_one_hot,
            "non_integer_residuals": audit.non_integer, "edges": np.asarray(edges).tolist()}
     if not quiet:
@@ -212,12 +227,13 @@ def _run_transformer(n: int, edges, source: str, quiet: bool, as_json: bool) -> 
             click.echo(out["transcript"])
         click.echo(f"verdict: {verdict} (truth {truth}{'' if out['correct'] else ', WRONG'})"
                    f"  [{source}]")
-        click.echo(f"CoT tokens: {len(got)} (official cot format: "
-                   f"{'identical' if out['official_cot'] else 'DIFFERENT'})  KV cache at the "
-                   f"end: {out['kv_cache_bits']} bits at p = {p}  attention rows not one-hot: "
-                   f"{audit.not_one_hot}")
-    if not out["correct"] or not out["official_cot"] or audit.not_one_hot or audit.non_integer:
-        fail("the Transformer construction deviated from the official cot (a bug)")
+        click.echo(f"CoT tokens: {len(got)} ({fmt}: "
+                   f"{'identical' if out['reference_cot'] else 'DIFFERENT'})  recurrent state: "
+                   f"{state} bits  KV cache at the end: {out['kv_cache_bits']} bits at p = {p}  "
+                   f"attention rows not one-hot: {audit.not_one_hot}")
+    if not out["correct"] or not out["reference_cot"] or audit.not_one_hot or \
+            audit.non_integer:
+        fail(f"the {method} construction deviated from its reference CoT (a bug)")
 
 
 def _warn_cost(n: int, sizes: list[int], method: str = "rnn-rag") -> None:

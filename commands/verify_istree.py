@@ -14,25 +14,44 @@ import click
 from rnngap.commands._common import dump_json, fail
 
 METHODS: dict[str, str] = {"rnn-rag": "rnngap.verify.istree_rag:verify_rnn_rag",
-                           "hybrid": "rnngap.verify.hybrid_istree:verify_for_cli",
+                           "hybrid": "rnngap.verify.hybrid_istree_lrnn:verify_for_cli",
+                           "hybrid-fsm": "rnngap.verify.hybrid_istree:verify_for_cli",
                            "transformer": "rnngap.verify.transformer_istree:verify_for_cli"}
 """method -> "module:callable"; the callable takes (n, orders=, samples=, seed=, progress=,
 jobs=), returns a dict with the keys listed in ``istree --help``, and raises ValueError (shown
 as a usage error) for a plan it refuses before doing any work."""
 MAX_SAMPLES = 10_000
 """--samples cap (per family): at n = 1024 one graph takes about 1 s, at n = 4096 about 4-12 s."""
-COST = {"rnn-rag": (1024, 1.2), "hybrid": (256, 1.9), "transformer": (256, 1.0)}
+COST = {"rnn-rag": (1024, 1.2), "hybrid": (256, 20.0), "hybrid-fsm": (256, 1.9),
+        "transformer": (256, 1.0)}
 """method -> (n0, seconds per graph at n0), measured on one core; cost grows ~ (n / n0)^2."""
-MAX_N = {"rnn-rag": 1 << 16, "hybrid": 4096, "transformer": 4096}
-"""Largest n per method: beyond, one graph takes hours (hybrid, transformer: p(n) also
-approaches the 52 bits the p-bit emulation supports)."""
+MAX_N = {"rnn-rag": 1 << 16, "hybrid": 1024, "hybrid-fsm": 4096, "transformer": 4096}
+"""Largest n per method: beyond, one graph takes hours (and p(n) approaches the 52 bits the
+p-bit emulation supports)."""
+HELP = {"rnn-rag": "regex retriever over the context",
+        "hybrid": "linear RNN + one attention layer",
+        "hybrid-fsm": "bit-bounded RNN + one attention layer",
+        "transformer": "none (6 attention layers)"}
 
 
 def seconds_per_graph(n: int, method: str = "rnn-rag") -> float:
     """Rough cost of one run at n (rnn-rag: ~1.2 s at n = 1024, ~12 s at n = 4096 for the
-    binary family, ~1 h at n = 65536; hybrid ~1.9 s and transformer ~1 s at n = 256)."""
+    binary family, ~1 h at n = 65536; at n = 256: hybrid ~20 s, hybrid-fsm ~1.9 s,
+    transformer ~1 s)."""
     n0, sec = COST[method]
     return max(1e-3, sec * (n / n0) ** 2)
+
+
+def default_samples(n: int, methods: list[str]) -> int:
+    """Graphs per family when --samples is not given: 100 for n <= 256, else 20 (rnn-rag),
+    capped for the slower methods so that the samples take about two minutes each."""
+    if n < 4:
+        return 0
+    k = 100 if n <= 256 else 20
+    for m in methods:
+        if m != "rnn-rag":
+            k = min(k, max(2, int(120 / (2 * seconds_per_graph(n, m)))))
+    return k
 
 
 def _load(method: str):
@@ -41,14 +60,16 @@ def _load(method: str):
 
 
 @click.command("istree")
-@click.option("--method", "--model", "method", type=click.Choice([*sorted(METHODS), "all"]),
+@click.option("--method", "--model", "method", type=click.Choice([*METHODS, "all"]),
               default="rnn-rag", show_default=True, help="What to verify (rnn-rag: the "
               "bit-bounded RNN that queries a regex retriever and writes the official "
-              "retrieval-format CoT; hybrid: a bit-bounded recurrent part plus ONE hand-set "
-              "softmax attention layer that does every lookup of a union-find CoT, run at p "
-              "bits, no retrieval oracle; transformer: a constant-size hand-set Transformer "
-              "(6 layers) writing the official O(n) cot format, run at p bits; all: the three "
-              "on the same inputs, then one comparison table).")
+              "retrieval-format CoT; hybrid-fsm: a bit-bounded (non-linear) recurrent part plus "
+              "ONE hand-set softmax attention layer that does every lookup of a union-find CoT, "
+              "run at p bits, no retrieval oracle; hybrid: Definition 5.5, "
+              "two LINEAR RNN layers then ONE attention layer + MLP writing a union-find CoT, "
+              "run at p bits; transformer: a constant-size hand-set Transformer (6 layers) "
+              "writing the official O(n) cot format, run at p bits; all: every method on the "
+              "same inputs, then one comparison table).")
 @click.option("--n", "n", type=int, required=True, help="Number of vertices (>= 2).")
 @click.option("--orders", type=click.Choice(["auto", "all", "one"]), default="auto",
               show_default=True, help="Prompt orders per edge set: all (n=6: 360,360 "
@@ -58,9 +79,11 @@ def _load(method: str):
               "at n <= 5) checks every input and can give VERIFIED.")
 @click.option("--samples", type=int, default=None,
               help="Graphs sampled from EACH official family (binary, random); needs n >= 4; "
-              f"at most {MAX_SAMPLES:,} [default: 100 for n <= 256, else 20].  Cost per "
-              "graph grows about quadratically: ~0.15 s at n = 256, ~1 s at n = 1024, ~4-12 s "
-              "at n = 4096, roughly an hour at n = 65536.")
+              f"at most {MAX_SAMPLES:,} [default: 100 for n <= 256, else 20; for hybrid, "
+              "hybrid-fsm and transformer capped so the samples take about 2 minutes].  "
+              "rnn-rag cost per graph grows about quadratically: ~0.15 s at n = 256, ~1 s at "
+              "n = 1024, ~4-12 s at n = 4096, roughly an hour at n = 65536; at n = 256 the "
+              "hybrid takes ~20 s, hybrid-fsm ~2 s, the transformer ~1 s per graph.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON: task, method, n, "
@@ -81,7 +104,7 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
     """
     if n < 2:
         raise click.BadParameter(f"must be >= 2, got {n}", param_hint="--n")
-    methods = sorted(METHODS) if method == "all" else [method]
+    methods = list(METHODS) if method == "all" else [method]
     for m in methods:
         if n > MAX_N[m]:
             raise click.BadParameter(f"must be <= {MAX_N[m]} for --method {m}, got {n}",
@@ -96,7 +119,7 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
                                  f"sampled at n={n} (every input is enumerated there); drop "
                                  f"--samples", param_hint="--samples")
     if samples is None:
-        samples = 0 if n < 4 else 100 if n <= 256 else 20
+        samples = default_samples(n, methods)
     if seed < 0:
         raise click.BadParameter("must be >= 0", param_hint="--seed")
     if jobs < 1:
@@ -151,13 +174,11 @@ def comparison_rows(outs: list[dict]) -> list[dict]:
             "status": "VERIFIED" if o["verified"] else "passed" if o["passed"] else "FAILED",
             "inputs": o["inputs_checked"],
             "max_cot_tokens": o["max_cot_tokens"],
-            "recurrent_state_bits": 0 if m == "transformer" else o["peak_state_bits"],
+            "recurrent_state_bits": o.get("recurrent_state_bits", o["peak_state_bits"]),
             "kv_cache_bits": o.get("kv_bits", 0),
             "precision_bits": o.get("precision_bits", "integers"),
-            "lookups": o["retrievals"] if m != "transformer" else "in every layer",
-            "helper": {"rnn-rag": "regex retriever over the context",
-                       "hybrid": "one attention layer",
-                       "transformer": "none (6 attention layers)"}[m],
+            "lookups": o["retrievals"] if m in ("rnn-rag", "hybrid-fsm") else "every step",
+            "helper": HELP[m],
             "seconds": o["seconds"]})
     return rows
 

@@ -94,16 +94,16 @@ def test_plot_and_search_precision(tmp_path):
 
 
 def test_verify_istree_hybrid_method_is_registered():
-    r = run("verify", "istree", "--method", "hybrid", "--n", "3", "--json")
+    r = run("verify", "istree", "--method", "hybrid-fsm", "--n", "3", "--json")
     assert r.exit_code == 0, r.output
     v = json.loads(r.stdout)
     assert v["verified"] and v["failures"] == 0 and v["lookup_mismatches"] == 0
 
 
 def test_run_istree_hybrid_method():
-    r = run("run", "istree", "--method", "hybrid", "--n", "5", "--edges", "0-1,0-2,1-2,3-4",
+    r = run("run", "istree", "--method", "hybrid-fsm", "--n", "5", "--edges", "0-1,0-2,1-2,3-4",
             "--quiet", "--json")
     assert r.exit_code == 0, r.output
     v = json.loads(r.stdout)
     assert v["verdict"] is False and v["truth"] is False and v["lookup_mismatches"] == 0
-    assert run("run", "istree", "--method", "hybrid", "--n", "5", "--scaling").exit_code == 2
+    assert run("run", "istree", "--method", "hybrid-fsm", "--n", "5", "--scaling").exit_code == 2

@@ -128,7 +128,7 @@ def verify_hybrid_istree(n: int, samples: int = 10, seed: int = 0, orders: str =
         fails.append({"where": "certificates", "edges": [], "reason": "certificate(s) failed: "
                       + ", ".join(c["name"] for c in certs if c["result"] != "proved")})
     return {
-        "task": "istree", "method": "hybrid", "n": n,
+        "task": "istree", "method": "hybrid-fsm", "n": n,
         "verified": mode == "all" and not fails,
         "passed": not fails,
         "exhaustive": mode == "all",
@@ -171,6 +171,6 @@ def state_bits_table(ns: list[int], seed: int = 0) -> list[dict[str, int]]:
 
 def verify_for_cli(n: int, orders: str = "auto", samples: int = 10, seed: int = 0,
                    progress: Callable[[int], None] | None = None, jobs: int = 1) -> dict:
-    """``rnngap verify istree --method hybrid``: :func:`verify_hybrid_istree` with the CLI's
+    """``rnngap verify istree --method hybrid-fsm``: :func:`verify_hybrid_istree` with the CLI's
     call signature (``jobs`` is accepted for the common interface and ignored: one process)."""
     return verify_hybrid_istree(n, samples=samples, seed=seed, orders=orders, progress=progress)
