@@ -167,20 +167,14 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
            "peak_state_bits": tr.peak_bits, "declared_state_bits": tr.declared_bits,
            "cot_tokens": tr.cot_len, "retrievals": retrievals, **extra,
            "edges": edges.tolist()}
-    if not quiet:
-        out["transcript"] = T.render(tr.tokens)
-    if as_json:
-        dump_json(out)
-    else:
-        if not quiet:
-            click.echo(out["transcript"])
-        click.echo(f"verdict: {tr.verdict} (truth {truth}{'' if out['correct'] else ', WRONG'})"
-                   f"  [{source}{'' if not no_retrieval else ', retrieval OFF'}]")
-        lookups = (f"attention lookups: {tr.lookups} ({tr.mismatches} differ from the exact "
-                   f"lookup) at p = {extra['precision_bits']} bits" if extra else
-                   f"retrievals: {retrievals}")
-        click.echo(f"peak state bits: {tr.peak_bits} (declared {tr.declared_bits})  "
-                   f"CoT tokens: {tr.cot_len}  {lookups}")
+    lookups = (f"attention lookups: {tr.lookups} ({tr.mismatches} differ from the exact "
+               f"lookup) at p = {extra['precision_bits']} bits" if extra else
+               f"retrievals: {retrievals}")
+    _report(out, T.render(tr.tokens), quiet, as_json, [
+        (f"verdict: {tr.verdict} (truth {truth}{'' if out['correct'] else ', WRONG'})"
+        f"  [{source}{'' if not no_retrieval else ', retrieval OFF'}]"),
+        (f"peak state bits: {tr.peak_bits} (declared {tr.declared_bits})  "
+        f"CoT tokens: {tr.cot_len}  {lookups}")])
     if not out["correct"] and not no_retrieval:
         fail("the machine answered wrongly (a bug)")
     if extra.get("lookup_mismatches"):
@@ -218,22 +212,27 @@ def _run_decoder(method: str, n: int, edges, source: str, quiet: bool, as_json: 
            "kv_cache_bits": V.kv_bits(n, len(prompt) + len(got) - 1, p), "precision_bits": p,
            "attention_rows_not_one_hot": audit.not_one_hot,
            "non_integer_residuals": audit.non_integer, "edges": np.asarray(edges).tolist()}
-    if not quiet:
-        out["transcript"] = T.render(prompt + got)
-    if as_json:
-        dump_json(out)
-    else:
-        if not quiet:
-            click.echo(out["transcript"])
-        click.echo(f"verdict: {verdict} (truth {truth}{'' if out['correct'] else ', WRONG'})"
-                   f"  [{source}]")
-        click.echo(f"CoT tokens: {len(got)} ({fmt}: "
-                   f"{'identical' if out['reference_cot'] else 'DIFFERENT'})  recurrent state: "
-                   f"{state} bits  KV cache at the end: {out['kv_cache_bits']} bits at p = {p}  "
-                   f"attention rows not one-hot: {audit.not_one_hot}")
+    _report(out, T.render(prompt + got), quiet, as_json, [
+        f"verdict: {verdict} (truth {truth}{'' if out['correct'] else ', WRONG'})  [{source}]",
+        (f"CoT tokens: {len(got)} ({fmt}: {'identical' if out['reference_cot'] else 'DIFFERENT'})"
+        f"  recurrent state: {state} bits  KV cache at the end: {out['kv_cache_bits']} bits at "
+        f"p = {p}  attention rows not one-hot: {audit.not_one_hot}")])
     if not out["correct"] or not out["reference_cot"] or audit.not_one_hot or \
             audit.non_integer:
         fail(f"the {method} construction deviated from its reference CoT (a bug)")
+
+
+def _report(out: dict, transcript: str, quiet: bool, as_json: bool, lines: list[str]) -> None:
+    """Print one run: JSON only, or the transcript (unless quiet) and the summary lines."""
+    if not quiet:
+        out["transcript"] = transcript
+    if as_json:
+        dump_json(out)
+        return
+    if not quiet:
+        click.echo(transcript)
+    for line in lines:
+        click.echo(line)
 
 
 def _warn_cost(n: int, sizes: list[int], method: str = "rnn-rag") -> None:
