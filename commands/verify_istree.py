@@ -127,9 +127,10 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
     from tqdm import tqdm
 
     if n >= 4:
-        est = sum(2 * samples * seconds_per_graph(n, m) for m in methods) / jobs
+        graphs = 2 * samples + 9  # both families, plus the 9 adversarial graphs
+        est = sum(graphs * seconds_per_graph(n, m) for m in methods) / jobs
         if est > 60:
-            click.echo(f"note: {2 * samples} sampled graphs at n={n}: expect roughly "
+            click.echo(f"note: {graphs} sampled and adversarial graphs at n={n}: expect roughly "
                        f"{est / 60:.0f} minutes or more (progress on stderr when it is a "
                        f"terminal)", err=True)
     outs = []

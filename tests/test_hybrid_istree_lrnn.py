@@ -17,6 +17,11 @@ from rnngap.models.hybrid_lrnn import HybridLRNN
 from rnngap.tasks import istree as T
 from rnngap.verify import hybrid_istree_lrnn as V
 
+RAG_KEYS = {"task", "method", "n", "verified", "passed", "exhaustive", "enumerated",
+            "inputs_checked", "failures", "failure_examples", "peak_state_bits",
+            "declared_state_bits", "max_cot_tokens", "retrievals", "seconds",
+            "planned_enumeration"}
+
 
 @pytest.mark.parametrize("n", [2, 3, 4])
 def test_every_input_small_n_verified(n: int) -> None:
@@ -114,6 +119,7 @@ def test_cli_verify_and_run() -> None:
     assert r.exit_code == 0, r.output
     v = json.loads(r.output)
     assert v["method"] == "hybrid" and v["verified"] and v["recurrent_state_bits"] > 0
+    assert RAG_KEYS <= set(v)
     r = CliRunner().invoke(main, ["run", "istree", "--method", "hybrid", "--n", "5",
                                   "--edges", "1-0,2-1,3-2,3-1", "--json", "--quiet"])
     assert r.exit_code == 0, r.output
