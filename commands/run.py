@@ -80,8 +80,9 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
            as_json: bool) -> None:
     """Run the IsTree machine on one graph: transcript, verdict, peak state bits, CoT length.
 
-    Cost grows about quadratically with n: ~0.15 s at n = 256, ~1 s at n = 1024, ~4-12 s at
-    n = 4096, roughly an hour at n = 65536 (a note on stderr gives the estimate beyond 4096).
+    Cost grows about quadratically with n.  rnn-rag: ~0.15 s at n = 256, ~1 s at n = 1024,
+    ~4-12 s at n = 4096, roughly an hour at n = 65536.  At n = 256: transformer a few seconds,
+    hybrid-fsm ~2 s, hybrid a few minutes (a note on stderr gives the estimate when long).
     --contrast and --scaling replace the single run: they take no --edges or
     --no-retrieval, --contrast takes no --seed or --family, and they exclude each other.
     """
@@ -131,6 +132,13 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
         return
     if edges_text is not None and seed is not None:
         raise click.UsageError("give either --edges or --seed, not both")
+    fam_src = click.get_current_context().get_parameter_source("family")
+    if edges_text is not None and fam_src is not None and fam_src.name == "COMMANDLINE":
+        raise click.UsageError("--family picks the sampler for --seed; it does nothing with "
+                               "--edges: drop one of them")
+    import torch
+
+    torch.set_num_threads(1)  # many small tensor ops: one thread is much faster
     import numpy as np
 
     from rnngap.constructions.rnn_rag import run_istree
@@ -239,7 +247,8 @@ def _warn_cost(n: int, sizes: list[int], method: str = "rnn-rag") -> None:
     """One note on stderr when the runs (one graph per size) will take long."""
     from rnngap.commands.verify_istree import seconds_per_graph
 
-    est = sum(seconds_per_graph(m, method) for m in sizes)
+    single = 2.5 if method == "hybrid" else 1.0  # one graph alone: no batch to amortize over
+    est = sum(single * seconds_per_graph(m, method) for m in sizes)
     if n > 4096 or est > 60:
         click.echo(f"note: n={n} takes roughly {est / 60:.0f} minute(s) on one core "
                    f"(cost grows about quadratically with n)", err=True)

@@ -22,9 +22,12 @@ jobs=), returns a dict with the keys listed in ``istree --help``, and raises Val
 as a usage error) for a plan it refuses before doing any work."""
 MAX_SAMPLES = 10_000
 """--samples cap (per family): at n = 1024 one graph takes about 1 s, at n = 4096 about 4-12 s."""
-COST = {"rnn-rag": (1024, 1.2), "hybrid": (256, 20.0), "hybrid-fsm": (256, 1.9),
-        "transformer": (256, 1.0)}
-"""method -> (n0, seconds per graph at n0), measured on one core; cost grows ~ (n / n0)^2."""
+COST = {"rnn-rag": (1024, 1.2, 0.0006), "hybrid": (256, 20.0, 0.007),
+        "hybrid-fsm": (256, 1.9, 0.012), "transformer": (256, 2.2, 0.001)}
+"""method -> (n0, seconds per graph at n0, seconds per small graph), measured on one thread
+(batched where the method batches); cost ~ floor + seconds * (n / n0)^2."""
+SINGLE_PROCESS = ("hybrid", "hybrid-fsm", "transformer")
+"""Methods that ignore --jobs (the decoders batch inputs in one process instead)."""
 MAX_N = {"rnn-rag": 1 << 16, "hybrid": 1024, "hybrid-fsm": 4096, "transformer": 4096}
 """Largest n per method: beyond, one graph takes hours (and p(n) approaches the 52 bits the
 p-bit emulation supports)."""
@@ -38,8 +41,8 @@ def seconds_per_graph(n: int, method: str = "rnn-rag") -> float:
     """Rough cost of one run at n (rnn-rag: ~1.2 s at n = 1024, ~12 s at n = 4096 for the
     binary family, ~1 h at n = 65536; at n = 256: hybrid ~20 s, hybrid-fsm ~1.9 s,
     transformer ~1 s)."""
-    n0, sec = COST[method]
-    return max(1e-3, sec * (n / n0) ** 2)
+    n0, sec, floor = COST[method]
+    return floor + sec * (n / n0) ** 2
 
 
 def default_samples(n: int, methods: list[str]) -> int:
@@ -97,10 +100,16 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
     the official format does (so orientation is not enumerated).  For small n every edge set
     is checked, in every prompt order where feasible (the output says exactly what was
     enumerated); large n is checked on samples from both official families (correct
-    samplers) and adversarial graphs.  'verified' (and 'exhaustive') is true only when EVERY
-    input at that n was checked -- every edge set in every prompt order -- and nothing
-    failed; otherwise a run with no failure says 'passed' (not a proof).  Exit 0 when
-    nothing failed, 1 on any failure.
+    samplers) and adversarial graphs.  'exhaustive' is true when EVERY input at that n was
+    checked -- every edge set in every prompt order --; 'verified' when, in addition,
+    nothing failed (no input, no certificate, no audit); otherwise a run with no failure
+    says 'passed' (not a proof).  Exit 0 when nothing failed, 1 on any failure.
+
+    \b
+    peak_state_bits / declared_state_bits: the fixed-size recurrent state (0 for the
+    transformer, which has none); kv_bits: the attention KV cache at the end of the longest
+    transcript (transformer, hybrid, hybrid-fsm).  --method all adds a table; its JSON has
+    task, n, enumerated, verified, passed, failures (summed), table and verdicts.
     """
     if n < 2:
         raise click.BadParameter(f"must be >= 2, got {n}", param_hint="--n")
@@ -128,11 +137,23 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
 
     if n >= 4:
         graphs = 2 * samples + 9  # both families, plus the 9 adversarial graphs
-        est = sum(graphs * seconds_per_graph(n, m) for m in methods) / jobs
-        if est > 60:
-            click.echo(f"note: {graphs} sampled and adversarial graphs at n={n}: expect roughly "
-                       f"{est / 60:.0f} minutes or more (progress on stderr when it is a "
-                       f"terminal)", err=True)
+    else:
+        graphs = 0
+    try:
+        from rnngap.verify.istree_rag import _plan
+
+        graphs += _plan(n, orders)[1]
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    est = sum(graphs * seconds_per_graph(n, m) / (1 if m in SINGLE_PROCESS else jobs)
+              for m in methods)
+    if est > 60:
+        click.echo(f"note: {graphs} inputs at n={n} ({', '.join(methods)}): expect roughly "
+                   f"{est / 60:.0f} minutes or more (progress on stderr when it is a "
+                   f"terminal)", err=True)
+    import torch
+
+    torch.set_num_threads(1)  # many small tensor ops: one thread is much faster
     outs = []
     for m in methods:
         with tqdm(desc=f"istree {m} n={n}", unit="graph", file=sys.stderr,
@@ -155,14 +176,25 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
         click.echo(f"IsTree n={n} method={method}: {status}")
         click.echo(f"  enumerated: {out['enumerated']}")
         for key in ("inputs_checked", "failures", "peak_state_bits", "declared_state_bits",
-                    "max_cot_tokens", "retrievals", "seconds"):
-            click.echo(f"  {key}: {out[key]}")
+                    "kv_bits", "precision_bits", "max_cot_tokens", "retrievals", "seconds"):
+            if key in out:
+                click.echo(f"  {key}: {out[key]}")
         for f in out["failure_examples"][:3]:
             click.echo(f"  failure: {f}")
     if out["failures"]:
-        first = out["failure_examples"][0]
-        fail(f"{out['failures']} of {out['inputs_checked']} inputs failed; first: "
-             f"{first['reason']} on edges {first['edges']}")
+        _fail(out)
+
+
+def _fail(out: dict) -> None:
+    """Exit 1 with one line: failing inputs counted apart from certificate / audit failures."""
+    ex = out["failure_examples"]
+    inputs = [f for f in ex if f["where"] not in ("certificates", "audit")]
+    other = [f for f in ex if f["where"] in ("certificates", "audit")]
+    n_inputs = out.get("input_failures", len(inputs))
+    first = (inputs or other)[0]
+    fail(f"{out['method']}: {n_inputs} of {out['inputs_checked']} inputs failed"
+         + "".join(f"; {f['where']}: {f['reason']}" for f in other)
+         + (f"; first: {first['reason']} on edges {first['edges']}" if inputs else ""))
 
 
 def comparison_rows(outs: list[dict]) -> list[dict]:
@@ -175,7 +207,7 @@ def comparison_rows(outs: list[dict]) -> list[dict]:
             "status": "VERIFIED" if o["verified"] else "passed" if o["passed"] else "FAILED",
             "inputs": o["inputs_checked"],
             "max_cot_tokens": o["max_cot_tokens"],
-            "recurrent_state_bits": o.get("recurrent_state_bits", o["peak_state_bits"]),
+            "recurrent_state_bits": o["peak_state_bits"],
             "kv_cache_bits": o.get("kv_bits", 0),
             "precision_bits": o.get("precision_bits", "integers"),
             "lookups": o["retrievals"] if m in ("rnn-rag", "hybrid-fsm") else "every step",
@@ -190,7 +222,10 @@ def _compare(n: int, outs: list[dict], as_json: bool) -> None:
     rows = comparison_rows(outs)
     if as_json:
         dump_json({"task": "istree", "n": n, "enumerated": outs[0]["enumerated"],
-                   "table": rows, "verdicts": outs})
+                   "verified": all(o["verified"] for o in outs),
+                   "passed": all(o["passed"] for o in outs),
+                   "failures": sum(o["failures"] for o in outs), "table": rows,
+                   "verdicts": outs})
     else:
         click.echo(f"IsTree n={n}, the same inputs for each method: {outs[0]['enumerated']}")
         click.echo("state/KV bits: largest over the inputs, at the end of the transcript; "
@@ -200,6 +235,4 @@ def _compare(n: int, outs: list[dict], as_json: bool) -> None:
                                 "lookups", "helper", "seconds"]))
     bad = [o for o in outs if o["failures"]]
     if bad:
-        first = bad[0]["failure_examples"][0]
-        fail(f"{bad[0]['method']}: {bad[0]['failures']} of {bad[0]['inputs_checked']} inputs "
-             f"failed; first: {first['reason']} on edges {first['edges']}")
+        _fail(bad[0])

@@ -102,6 +102,12 @@ def run_one(name: str, task, precision: int | None, search: bool, samples: int,
         verdict = fn(task, precision=precision, samples=samples, seed=seed)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
+    if name == "counting":  # say which form was proved, and only that form's convention
+        exact = bool(getattr(task, "exact", False))
+        verdict["form"] = "exact" if exact else "threshold"
+        verdict["convention"] = ("row x_1..x_n q -> #{j: x_j = q} (exact-count form)" if exact
+                                 else "row x_1..x_n q t (threshold form; t in [0,n]) -> 1 if "
+                                 "#{j: x_j = q} > t else 0")
     if search:
         verdict["precision_search"] = search_precision(fn, task, verdict, seed)
     return verdict
@@ -152,10 +158,13 @@ def render(v: dict) -> str:
     lines.append(f"min target attention {v['min_target_attention']:.12g}; min logit margin "
                  f"{v['min_logit_margin']:.6g}")
     if "recurrent_state_bits" in v:
+        bound = v.get("lower_bound_bits")
+        below = isinstance(bound, int | float) and v["recurrent_state_bits"] < bound
         lines.append(f"recurrent state: {v.get('recurrent_state_scalars', '?')} scalars = "
                      f"{v['recurrent_state_bits']} bits at p; any pure RNN needs >= "
-                     f"{v.get('lower_bound_bits', '?')} bits here (rnngap bound): the attention "
-                     "layer carries the information")
+                     f"{_bits(bound)} bits here (rnngap bound)"
+                     + (": the attention layer carries the information" if below else
+                        ": at this small n the state alone could hold it"))
     if "precision_search" in v:
         s = v["precision_search"]
         lines.append(f"least verifying precision: {s.get('least_verifying')} bits ({s['note']})")

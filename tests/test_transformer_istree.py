@@ -154,3 +154,46 @@ def test_cli_run_and_errors() -> None:
     assert r.exit_code == 2 and "4096" in r.output
     r = CliRunner().invoke(main, ["verify", "istree", "--method", "transformer", "--n", "5000"])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_weight_certificate_checks_the_network_that_runs(monkeypatch) -> None:
+    """Regression: the weights certificate compared the construction with itself."""
+    from rnngap.constructions.base import Construction
+
+    real = Construction.model
+
+    def tampered(self):
+        m = real(self)
+        with torch.no_grad():
+            m.blocks[5].mlp.fc_in.bias[0] += 0.5
+        return m
+
+    monkeypatch.setattr(Construction, "model", tampered)
+    out = V.verify_transformer_istree(3, samples=0)
+    certs = {c["name"]: c["result"] for c in out["certificates"]}
+    assert certs["weights-hand-set"] == "FAILED" and certs["weights-integer"] == "FAILED"
+    assert not out["verified"]
+
+
+def test_failure_counts_inputs_apart_from_certificates() -> None:
+    out = V.verify_transformer_istree(3, samples=0, precision=6)
+    assert not out["passed"] and out["input_failures"] <= out["inputs_checked"]
+    r = CliRunner().invoke(main, ["verify", "istree", "--method", "all", "--n", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    v = json.loads(r.output)
+    assert v["verified"] is True and v["failures"] == 0 and len(v["verdicts"]) == 4
+
+
+def test_run_refuses_family_with_edges() -> None:
+    r = CliRunner().invoke(main, ["run", "istree", "--method", "transformer", "--n", "4",
+                                  "--edges", "1-0,2-1,3-2", "--family", "binary"])
+    assert r.exit_code == 2 and "--family" in r.output
+
+
+def test_counting_verdict_names_its_form() -> None:
+    for extra, form in (([], "threshold"), (["--exact"], "exact")):
+        r = CliRunner().invoke(main, ["verify", "counting", "--model", "hybrid", "--n", "16",
+                                      "--json", *extra])
+        assert r.exit_code == 0, r.output
+        v = json.loads(r.output)
+        assert v["form"] == form and ("threshold" in v["convention"]) == (form == "threshold")

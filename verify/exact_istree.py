@@ -7,8 +7,9 @@ certificates apply:
 
 * ``weights-hand-set`` / ``weights-integer``: the model is the construction, every entry an
   integer (so by induction every activation is one, once every attention row is one-hot);
-* ``pointer-gap`` (z3): 2Pj - j^2 peaks at j = max(P, 1) by >= 1 (P <= i - 1; for P >= i
-  the row's maximum is j = i, the latest, also unique);
+* ``pointer-gap`` (z3): 2Pj - j^2 peaks at j = max(P, 1) by >= 1 when P <= i - 1, and
+  ``pointer-gap-beyond`` (z3): at j = i by >= 1 when P >= i (the hybrid's prompt pointers are
+  computed at every position, where P may lie ahead);
 * ``sink-match-gap`` (z3): W(-2D + c) + T tb with 0 <= T tb <= W - 1 ranks a match above the
   sink and the sink above every non-match by >= 1;
 * ``position-tiebreak-gap`` (z3): W e + t j (t = +-1, e even, 1 <= j <= L < W) is distinct for
@@ -31,7 +32,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from rnngap.constructions.exact_heads import BETA, Audit
+from rnngap.constructions.exact_heads import BETA, Audit, Head
 from rnngap.tasks import istree as T
 from rnngap.verify import certificates as cert
 from rnngap.verify.istree_rag import _extra, _orders_of, _plan
@@ -56,7 +57,14 @@ def lemmas() -> list[dict]:
                                      z3.Implies(z3.And(e <= -2, e2 == 0),
                                                 w * e + t * j < t * j2)))
 
+    def beyond(z3):
+        p, i, j = z3.Ints("P i j")
+        return z3.Implies(z3.And(p >= i, j >= 1, j <= i - 1),
+                          2 * p * j - j * j <= 2 * p * i - i * i - 1)
+
     return [cert.pointer_lemma(),
+            cert.z3_lemma("pointer-gap-beyond", "for integers P >= i and 1 <= j <= i - 1: "
+                          "2Pj - j^2 <= 2Pi - i^2 - 1 (the pointer row peaks at j = i)", beyond),
             cert.z3_lemma("sink-match-gap", "for integers W >= 1, D >= 1, D0 >= 0 and "
                           "tie-breaks 0 <= T tb, T tb', T tb'' <= W - 1: a match (T tb) beats "
                           "the sink (-W + T tb') and the sink beats every non-match key "
@@ -77,6 +85,17 @@ def weight_certificates(ref: dict[str, torch.Tensor], sd: dict[str, torch.Tensor
             {"name": "weights-integer", "statement": "every weight, bias, embedding and "
              "positional entry is an integer", "method": "exact comparison with round()",
              "result": "proved" if integral else "FAILED"}]
+
+
+def sink_channels(heads: Sequence[object]) -> list[str]:
+    """Every channel a sink head reads at [BOS] as a key field, key mask or value source:
+    the ones ``bos-row-zero`` must find exactly 0."""
+    out: set[str] = set()
+    for h in heads:
+        if isinstance(h, Head) and h.sink:
+            out |= {y for f in h.fields for y in f[2:]} | {h.mask}
+            out |= {src for src, _ in h.values}
+    return sorted(out)
 
 
 def bos_certificate(rows: Sequence[torch.Tensor], channels: dict[str, int],
@@ -151,8 +170,9 @@ def run_plan(n: int, orders: str, samples: int, seed: int, batch: int,
                       f"{audit.not_one_hot} attention rows not exactly one-hot, "
                       f"{audit.non_integer} non-integer residual entries"})
     sampled = sum(1 for w, _ in extra if w.endswith("sample"))
-    words += (f"; plus {sampled} official-family samples (seed {seed}) and "
-              f"{len(extra) - sampled} adversarial graphs")
+    if extra:
+        words += (f"; plus {sampled} official-family samples (seed {seed}) and "
+                  f"{len(extra) - sampled} adversarial graphs")
     return {"mode": mode, "total": total, "words": words, "inputs": len(jobs),
             "failures": fails, "max_cot": cot, "audit": audit}
 
@@ -171,6 +191,8 @@ def verdict(method: str, n: int, plan: dict, certs: list[dict], p: int, formula:
     a = plan["audit"]
     return {"task": "istree", "method": method, "n": n,
             "verified": plan["mode"] == "all" and not fails, "passed": not fails,
+            "input_failures": sum(1 for f in fails if f["where"] not in ("audit",
+                                                                          "certificates")),
             "exhaustive": plan["mode"] == "all", "enumerated": plan["words"],
             "inputs_checked": plan["inputs"], "failures": len(fails),
             "failure_examples": fails[:10], "max_cot_tokens": plan["max_cot"],

@@ -34,11 +34,6 @@ from rnngap.verify import exact_istree as E
 
 BATCH_ELEMENTS = 3_000_000
 """Batch size: batch * L(n) stays about this (memory of the KV cache and scores)."""
-BOS_READ = ("W_NUM_1", "W_NUM2_1", "W_NUM_2", "W_NUM2_2", "NUM", "W_IS_E_1", "POSM1",
-            "POSM1SQ", "NOTBOS")
-"""Channels read as key fields or values by a sink head (all must be 0 at [BOS])."""
-
-
 def bounds(n: int) -> dict[str, int]:
     """Magnitude bounds of the integer families (W = L + 1, M = 2n + 4, G = 2(n+1)^2)."""
     W, M, G = Hy.max_len(n) + 1, 2 * n + 4, int(Hy.logit_gap(n))
@@ -51,12 +46,12 @@ def bounds(n: int) -> dict[str, int]:
 def certificates(n: int, p: int, model: HybridLRNN | None = None) -> list[dict]:
     """The certificates of part 1 for the model (default: the construction) at precision p."""
     _, ref = Hy.build(n)
-    net = Hy.model(n) if model is None else model
-    out = E.weight_certificates(ref, ref if model is None else net.state_dict())
+    net = Hy.model(n) if model is None else model  # the network that is run
+    out = E.weight_certificates(ref, net.state_dict())
     out += E.lemmas()
     with torch.no_grad():
         h = net.rnn_residual(torch.tensor([[T.BOS]]), PBitArith(p))
-    out.append(E.bos_certificate([h[0, 0]], Hy.C, BOS_READ))
+    out.append(E.bos_certificate([h[0, 0]], Hy.C, E.sink_channels(Hy.heads(n))))
     return out + E.exactness_certificates(bounds(n), p)
 
 
@@ -94,7 +89,7 @@ def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: 
         raise ValueError("n must be >= 2")
     p = Hy.precision_for(n) if precision is None else int(precision)
     net = Hy.model(n) if model is None else model
-    certs = certificates(n, p, model)
+    certs = certificates(n, p, net)
     plan = E.run_plan(n, orders, samples, seed, max(1, BATCH_ELEMENTS // Hy.max_len(n)),
                       lambda es: run_batch(n, net, es, p), lambda e: reference(n, e),
                       progress)
