@@ -16,11 +16,9 @@ from rnngap.constructions import hybrid_istree_lrnn as Hy
 from rnngap.models.hybrid_lrnn import HybridLRNN
 from rnngap.tasks import istree as T
 from rnngap.verify import hybrid_istree_lrnn as V
+from rnngap.verify.istree_rag import VERDICT_KEYS
 
-RAG_KEYS = {"task", "method", "n", "verified", "passed", "exhaustive", "enumerated",
-            "inputs_checked", "failures", "failure_examples", "peak_state_bits",
-            "declared_state_bits", "max_cot_tokens", "retrievals", "seconds",
-            "planned_enumeration"}
+RAG_KEYS = VERDICT_KEYS
 
 
 @pytest.mark.parametrize("n", [2, 3, 4])

@@ -17,11 +17,9 @@ from rnngap.constructions import transformer_istree as X
 from rnngap.constructions.base import export, load
 from rnngap.tasks import istree as T
 from rnngap.verify import transformer_istree as V
+from rnngap.verify.istree_rag import VERDICT_KEYS
 
-RAG_KEYS = {"task", "method", "n", "verified", "passed", "exhaustive", "enumerated",
-            "inputs_checked", "failures", "failure_examples", "peak_state_bits",
-            "declared_state_bits", "max_cot_tokens", "retrievals", "seconds",
-            "planned_enumeration"}
+RAG_KEYS = VERDICT_KEYS
 
 
 @pytest.mark.parametrize("n", [2, 3, 4])

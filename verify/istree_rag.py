@@ -40,6 +40,11 @@ import numpy as np
 from rnngap.constructions.rnn_rag import IsTreeRAG, run_istree
 from rnngap.tasks import istree as T
 
+VERDICT_KEYS = frozenset({"task", "method", "n", "verified", "passed", "exhaustive",
+                          "enumerated", "inputs_checked", "failures", "failure_examples",
+                          "peak_state_bits", "declared_state_bits", "max_cot_tokens",
+                          "retrievals", "seconds", "planned_enumeration"})
+"""The keys every IsTree method's verdict carries (the script interface of verify istree)."""
 ORDER_LIMIT = 100_000
 ALL_LIMIT = 2_000_000
 EDGESET_LIMIT = 60_000
