@@ -11,51 +11,73 @@ import click
 from rnngap.commands._common import dump_json
 from rnngap.commands.verify_retrieval import MAX_N, make_task
 
-TASKS = ("index", "ar", "cgram", "counting")
+TASKS = ("index", "ar", "cgram", "counting", "istree")
 
 
 @click.command()
 @click.argument("task", type=click.Choice(TASKS))
 @click.option("--n", "n", required=True, type=click.IntRange(min=1, max=MAX_N),
-              help="Number of data tokens.")
+              help="Number of data tokens (istree: vertices, 2..4096).")
+@click.option("--model", type=click.Choice(["transformer", "hybrid"]), default="transformer",
+              show_default=True, help="transformer: the constant-size Transformer; hybrid: "
+              "linear RNN layers + ONE attention layer (Definition 5.5).")
 @click.option("--alphabet", type=int, help="Data alphabet size k (default n+1).")
 @click.option("--c", "c", type=int, help="Gram length (cgram only).")
 @click.option("--exact", is_flag=True, help="Exact-count variant (counting only).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory to write model.safetensors, config.json, vocab.json into.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def construct(task, n, alphabet, c, exact, out, as_json):
-    """Build the hand-set Transformer for TASK at length n and export it.
+def construct(task, n, model, alphabet, c, exact, out, as_json):
+    """Build the hand-set model for TASK at length n and export it.
 
     The directory gets model.safetensors (every tensor, float64, the positional table
-    included), config.json (architecture + the construction's facts: channels, scalars, the
-    precision p(n) it claims) and vocab.json (token id -> string). With those files and the
-    forward equations in rnngap.models.transformer anyone can rerun the model.
+    included) and config.json (architecture + the construction's facts: channels, scalars, the
+    precision p(n) it claims); a Transformer also gets vocab.json (token id -> string). With
+    those files and the forward equations in rnngap.models.transformer (hybrid:
+    rnngap.models.hybrid_lrnn) anyone can rerun the model.  istree: the Transformer writes the
+    official O(n)-token cot format, the hybrid a union-find CoT (rnngap verify istree).
     """
     if not out.strip():
         raise click.BadParameter("must be a directory path, not empty", param_hint="--out")
-    t = make_task(task, n, alphabet, c, exact)
-    try:
-        mod = importlib.import_module(f"rnngap.constructions.{task}")
-    except ModuleNotFoundError:
-        raise click.ClickException(f"the {task} construction is not built yet") from None
-    from rnngap.constructions.base import export
+    if task == "istree":
+        if n < 2 or n > 4096:
+            raise click.BadParameter(f"istree needs 2 <= n <= 4096, got {n}", param_hint="--n")
+        if alphabet is not None or c is not None or exact:
+            raise click.UsageError("istree takes no --alphabet, --c or --exact")
+        if model == "hybrid":
+            from rnngap.constructions.hybrid_istree_lrnn import construction
+        else:
+            from rnngap.constructions.transformer_istree import build as construction
+        cons = construction(n)
+    else:
+        t = make_task(task, n, alphabet, c, exact)
+        try:
+            if model == "hybrid":
+                from rnngap.constructions.hybrid import build as build_hybrid
 
-    cons = mod.build(t)
+                cons = build_hybrid(task, t)
+            else:
+                cons = importlib.import_module(f"rnngap.constructions.{task}").build(t)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
+    from rnngap.constructions.base import Construction, export
+
     target = Path(out)
     if target.exists() and not os.access(target, os.W_OK):
         raise click.UsageError(f"--out {out}: directory is not writable")
     try:
-        paths = export(cons, target)
+        paths = export(cons, target) if isinstance(cons, Construction) else \
+            cons.export(str(target))
     except OSError as e:
         raise click.UsageError(f"--out {out}: cannot write ({e.strerror or e})") from None
-    summary = {"task": task, "n": n, "out": str(target), "files": [p.name for p in paths],
-               **cons.sizes(), "precision_bits": cons.precision_bits,
+    summary = {"task": task, "n": n, "model": model, "out": str(target),
+               "files": [p.name for p in paths], **cons.sizes(),
+               "precision_bits": cons.precision_bits,
                "precision_formula": cons.precision_formula}
     if as_json:
         dump_json(summary)
     else:
-        click.echo(f"wrote {', '.join(summary['files'])} to {target}: {task} n={n}, "
-                   f"{summary['layers']} layer(s), {summary['heads']} head(s), width "
+        click.echo(f"wrote {', '.join(summary['files'])} to {target}: {task} n={n} {model}, "
+                   f"{summary['layers']} attention layer(s), {summary['heads']} head(s), width "
                    f"{summary['width']}, needs p = {cons.precision_bits} bits "
                    f"({cons.precision_formula})")

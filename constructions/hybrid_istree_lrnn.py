@@ -255,6 +255,21 @@ def build(n: int) -> tuple[HybridLRNNConfig, dict[str, Tensor]]:
     return cfg, sd
 
 
+def construction(n: int):
+    """The weights with their facts as a :class:`~rnngap.constructions.hybrid.
+    HybridConstruction` (export to safetensors + config.json, load back)."""
+    from rnngap.constructions.hybrid import HybridConstruction
+
+    cfg, sd = build(n)
+    return HybridConstruction(
+        task="istree", n=n, task_params={"format": "union-find cot", "method": "hybrid"},
+        config=cfg, state_dict=sd, precision_bits=precision_for(n),
+        precision_formula=PRECISION_FORMULA, channels=dict(C), rnn_channels=list(RNN_CH),
+        scalars={"beta": BETA, "W": float(max_len(n) + 1), "G": logit_gap(n)},
+        notes="2 linear RNN layers (conv window, positions, [EOS] count) + ONE attention "
+              "layer (9 heads) + MLP; writes the union-find CoT of reference_cot")
+
+
 def model(n: int) -> HybridLRNN:
     """A float64 :class:`HybridLRNN` carrying the construction's weights."""
     return build_model(*build(n))
@@ -323,6 +338,6 @@ def reference_cot(n: int, edges: object) -> list[int]:
     return out + [T.EOS, T.TRUE]
 
 
-__all__ = ["BETA", "CH", "PRECISION_FORMULA", "C", "build", "generate", "heads",
+__all__ = ["BETA", "CH", "PRECISION_FORMULA", "C", "build", "construction", "generate", "heads",
            "integer_bound", "logit_gap", "max_cot", "max_len", "model", "precision_for",
            "reference_cot"]

@@ -126,3 +126,22 @@ def test_cli_verify_and_run() -> None:
     r = CliRunner().invoke(main, ["run", "istree", "--method", "hybrid", "--n", "2000",
                                   "--seed", "1"])
     assert r.exit_code == 2 and "1024" in r.output
+
+
+def test_construct_export_and_reload_decode_the_same(tmp_path) -> None:
+    from rnngap.constructions.hybrid import HybridConstruction
+    from rnngap.models.hybrid_lrnn import build_model
+
+    r = CliRunner().invoke(main, ["construct", "istree", "--model", "hybrid", "--n", "6",
+                                  "--out", str(tmp_path / "h"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["precision_bits"] == Hy.precision_for(6)
+    again = HybridConstruction.load(str(tmp_path / "h"))
+    (edges,), _ = T.sample_graphs(6, 1, "random", seed=4)
+    p = Hy.precision_for(6)
+    a, _ = V.run_batch(6, Hy.model(6), [edges], p)
+    b, _ = V.run_batch(6, build_model(again.config, again.state_dict), [edges], p)
+    assert a == b == [V.reference(6, edges)]
+    r = CliRunner().invoke(main, ["construct", "istree", "--n", "1", "--out",
+                                  str(tmp_path / "x")])
+    assert r.exit_code == 2 and "2 <= n" in r.output
