@@ -179,9 +179,7 @@ class Attention(nn.Module):
         positions = torch.arange(past + 1, past + x.shape[1] + 1, device=x.device)
         q, k, v = self.qkv(x, positions, arith)
         if cache is not None:
-            if past:
-                k, v = torch.cat([cache["k"], k], -2), torch.cat([cache["v"], v], -2)
-            cache["k"], cache["v"] = k, v
+            k, v = _cache_append(cache, k, v, past)
         offset = past
         if last_only:
             offset += q.shape[-2] - 1
@@ -193,6 +191,29 @@ class Attention(nn.Module):
         else:
             o = self.attend(q, k, v, offset, arith)
         return self.merge(o, arith)
+
+
+def _cache_append(cache: dict, k: Tensor, v: Tensor, past: int) -> tuple[Tensor, Tensor]:
+    """Append new keys/values to ``cache`` and return all of them, (B, H, past + T_new, D).
+
+    The cache keeps buffers with spare room (capacity doubling), so a decoding step copies only
+    the new position instead of the whole past (``torch.cat`` per step is quadratic in the
+    length).  ``cache["k"]`` / ``cache["v"]`` are always the filled part; code that replaces
+    them (e.g. dropping finished rows) makes the next append rebuild the buffers from them."""
+    need = past + k.shape[-2]
+    kb, vb = cache.get("k_buf"), cache.get("v_buf")
+    fresh = (kb is None or kb.shape[-2] < need or kb.shape[:2] != k.shape[:2]
+             or (past and kb.data_ptr() != cache["k"].data_ptr()))
+    if fresh:
+        cap = max(need, 2 * (0 if kb is None else kb.shape[-2]), 64)
+        kb = k.new_empty(*k.shape[:2], cap, k.shape[-1])
+        vb = v.new_empty(*v.shape[:2], cap, v.shape[-1])
+        if past:
+            kb[..., :past, :], vb[..., :past, :] = cache["k"], cache["v"]
+        cache["k_buf"], cache["v_buf"] = kb, vb
+    kb[..., past:need, :], vb[..., past:need, :] = k, v
+    cache["k"], cache["v"] = kb[..., :need, :], vb[..., :need, :]
+    return cache["k"], cache["v"]
 
 
 def _attend_offset(q: Tensor, k: Tensor, v: Tensor, offset: int, scale: float) -> Tensor:
