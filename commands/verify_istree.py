@@ -22,7 +22,7 @@ jobs=), returns a dict with the keys listed in ``istree --help``, and raises Val
 as a usage error) for a plan it refuses before doing any work."""
 MAX_SAMPLES = 10_000
 """--samples cap (per family): at n = 1024 one graph takes about 1 s, at n = 4096 about 4-12 s."""
-COST = {"rnn-rag": (1024, 1.2, 0.0006), "hybrid": (256, 20.0, 0.007),
+COST = {"rnn-rag": (1024, 1.2, 0.0006), "hybrid": (256, 10.0, 0.007),
         "hybrid-fsm": (256, 1.9, 0.012), "transformer": (256, 2.2, 0.001)}
 """method -> (n0, seconds per graph at n0, seconds per small graph), measured on one thread
 (batched where the method batches); cost ~ floor + seconds * (n / n0)^2."""
@@ -39,7 +39,7 @@ HELP = {"rnn-rag": "regex retriever over the context",
 
 def seconds_per_graph(n: int, method: str = "rnn-rag") -> float:
     """Rough cost of one run at n (rnn-rag: ~1.2 s at n = 1024, ~12 s at n = 4096 for the
-    binary family, ~1 h at n = 65536; at n = 256: hybrid ~20 s, hybrid-fsm ~1.9 s,
+    binary family, ~1 h at n = 65536; at n = 256: hybrid ~10 s, hybrid-fsm ~1.9 s,
     transformer ~1 s)."""
     n0, sec, floor = COST[method]
     return floor + sec * (n / n0) ** 2
@@ -86,7 +86,7 @@ def _load(method: str):
               "hybrid-fsm and transformer capped so the samples take about 2 minutes].  "
               "rnn-rag cost per graph grows about quadratically: ~0.15 s at n = 256, ~1 s at "
               "n = 1024, ~4-12 s at n = 4096, roughly an hour at n = 65536; at n = 256 the "
-              "hybrid takes ~20 s, hybrid-fsm ~2 s, the transformer ~1 s per graph.")
+              "hybrid takes ~10 s, hybrid-fsm ~2 s, the transformer ~2 s per graph (batched).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON: task, method, n, "
