@@ -174,17 +174,22 @@ def logit_gap(n: int) -> float:
     return float(2 * (n + 1) ** 2)
 
 
-def _rnn_layers(sd: dict, d_inner: int) -> None:
+LAYER_SHAPES = [[sum(len(rs) for _, rs in WINDOW) + 2, 2, K_CONV], [3, 1, 1]]
+"""[d_inner, d_state, conv_kernel]: layer 1 (the window, j, the [EOS] count), layer 2 (j^2;
+no conv window, so it carries one state scalar only)."""
+
+
+def _rnn_layers(sd: dict) -> None:
     f64 = torch.float64
-    for layer in (0, 1):
+    for layer, (d_inner, d_state, kernel) in enumerate(LAYER_SHAPES):
         p = f"rnn.{layer}."
         sd[p + "in_proj.weight"] = torch.zeros(d_inner, D_MODEL, dtype=f64)
         sd[p + "in_proj.bias"] = torch.zeros(d_inner, dtype=f64)
-        sd[p + "conv_weight"] = torch.zeros(d_inner, K_CONV, dtype=f64)
+        sd[p + "conv_weight"] = torch.zeros(d_inner, kernel, dtype=f64)
         sd[p + "conv_bias"] = torch.zeros(d_inner, dtype=f64)
-        sd[p + "a"] = torch.ones(2, dtype=f64)
-        sd[p + "B"] = torch.zeros(2, d_inner, dtype=f64)
-        sd[p + "C"] = torch.zeros(D_MODEL, 2, dtype=f64)
+        sd[p + "a"] = torch.ones(d_state, dtype=f64)
+        sd[p + "B"] = torch.zeros(d_state, d_inner, dtype=f64)
+        sd[p + "C"] = torch.zeros(D_MODEL, d_state, dtype=f64)
         sd[p + "D"] = torch.zeros(D_MODEL, d_inner, dtype=f64)
     p, c = "rnn.0.", 0
     for feat, offsets in WINDOW:                # the conv window: W_f_r = f(token j - r)
@@ -217,10 +222,11 @@ def build(n: int) -> tuple[HybridLRNNConfig, dict[str, Tensor]]:
         raise ValueError(f"IsTree needs n >= 2, got {n}")
     f64 = torch.float64
     V = T.vocab_size(n)
-    d_inner = sum(len(rs) for _, rs in WINDOW) + 2
+    d_inner, d_state, kernel = LAYER_SHAPES[0]
     cfg = HybridLRNNConfig(vocab_size=V, d_model=D_MODEL, n_rnn_layers=2, d_inner=d_inner,
-                           d_state=2, conv_kernel=K_CONV, selective=False, n_heads=N_HEADS,
-                           d_head=D_HEAD, d_mlp=D_MLP, attn_scale=1.0, bias=True)
+                           d_state=d_state, conv_kernel=kernel, selective=False,
+                           n_heads=N_HEADS, d_head=D_HEAD, d_mlp=D_MLP, attn_scale=1.0,
+                           bias=True, layer_shapes=LAYER_SHAPES)
     sd = {k: torch.zeros_like(v, dtype=f64) for k, v in HybridLRNN(cfg).state_dict().items()}
     emb = sd["embed.weight"]
     for t in range(V):
@@ -235,7 +241,7 @@ def build(n: int) -> tuple[HybridLRNNConfig, dict[str, Tensor]]:
             row[C["NUM"]], row[C["NUM2"]], row[C["ISSPEC"]] = -1.0, 1.0, 1.0
     for name, tok in TYPES.items():
         emb[tok, C["ISEOS" if name == "EOS" else f"IS_{name}"]] = 1.0
-    _rnn_layers(sd, d_inner)
+    _rnn_layers(sd)
     for h, head in enumerate(heads(n)):
         if isinstance(head, Head):
             set_head(sd, "block.attn.", h * D_HEAD, head, C)

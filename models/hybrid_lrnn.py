@@ -34,7 +34,9 @@ from rnngap.models.transformer import Block, TransformerConfig
 
 @dataclass
 class HybridLRNNConfig:
-    """Hyperparameters (JSON-serializable); every RNN layer has the same shape."""
+    """Hyperparameters (JSON-serializable).  Every RNN layer has the shape (d_inner, d_state,
+    conv_kernel) unless ``layer_shapes`` lists one [d_inner, d_state, conv_kernel] per layer
+    (so a layer that needs no conv window does not carry one in its state)."""
 
     vocab_size: int
     d_model: int
@@ -48,16 +50,29 @@ class HybridLRNNConfig:
     d_mlp: int = 1
     attn_scale: float | None = None
     bias: bool = True
+    layer_shapes: list[list[int]] | None = None
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "n_rnn_layers", "d_inner", "d_state",
                      "conv_kernel", "n_heads", "d_mlp"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.layer_shapes is not None:
+            self.layer_shapes = [list(map(int, s)) for s in self.layer_shapes]
+            if len(self.layer_shapes) != self.n_rnn_layers or any(
+                    len(s) != 3 or min(s) < 1 for s in self.layer_shapes):
+                raise ValueError("layer_shapes must list n_rnn_layers triples [d_inner, "
+                                 "d_state, conv_kernel] of positive integers")
         if self.d_head is None:
             if self.d_model % self.n_heads:
                 raise ValueError("d_model must be divisible by n_heads when d_head is not given")
             self.d_head = self.d_model // self.n_heads
+
+    def shapes(self) -> list[tuple[int, int, int]]:
+        """(d_inner, d_state, conv_kernel) of each RNN layer."""
+        if self.layer_shapes is None:
+            return [(self.d_inner, self.d_state, self.conv_kernel)] * self.n_rnn_layers
+        return [(s[0], s[1], s[2]) for s in self.layer_shapes]
 
     def attention_config(self) -> TransformerConfig:
         """The one Transformer layer (no positions, no norms, ReLU MLP)."""
@@ -88,9 +103,8 @@ class HybridLRNN(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.rnn = nn.ModuleList(LinearRNN(cfg.d_model, cfg.d_inner, cfg.d_state,
-                                           cfg.conv_kernel, cfg.selective)
-                                 for _ in range(cfg.n_rnn_layers))
+        self.rnn = nn.ModuleList(LinearRNN(cfg.d_model, d_inner, d_state, kernel, cfg.selective)
+                                 for d_inner, d_state, kernel in cfg.shapes())
         self.block = Block(cfg.attention_config())
         self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size, bias=cfg.bias)
 

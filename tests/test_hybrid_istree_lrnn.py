@@ -48,8 +48,9 @@ def test_model_is_the_definition_5_5_hybrid() -> None:
 def test_size_constant_state_constant_precision_logarithmic() -> None:
     a, b = Hy.build(8)[0], Hy.build(512)[0]
     for k in ("d_model", "n_rnn_layers", "d_inner", "d_state", "conv_kernel", "n_heads",
-              "d_head", "d_mlp"):
+              "d_head", "d_mlp", "layer_shapes"):
         assert getattr(a, k) == getattr(b, k)
+    assert Hy.model(8).state_scalars() == 2 + 8 * Hy.LAYER_SHAPES[0][0] + 1  # layer 2: no window
     assert Hy.model(8).state_scalars() == Hy.model(64).state_scalars()
     ps = [Hy.precision_for(n) for n in (16, 256, 1024)]
     assert ps[0] < ps[1] < ps[2] <= 52

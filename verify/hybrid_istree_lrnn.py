@@ -101,8 +101,8 @@ def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: 
         "state_scalars": net.state_scalars(), "retrievals": 0, "kv_bits": kv_bits(n, end, p),
         "sizes": {"rnn_layers": cfg.n_rnn_layers, "attention_layers": 1,
                   "heads": cfg.n_heads, "width": cfg.d_model, "d_head": cfg.d_head,
-                  "d_mlp": cfg.d_mlp, "conv_kernel": cfg.conv_kernel,
-                  "d_inner": cfg.d_inner, "d_state": cfg.d_state}}, t0)
+                  "d_mlp": cfg.d_mlp,
+                  "rnn_layer_shapes [d_inner, d_state, conv_kernel]": cfg.shapes()}}, t0)
 
 
 def verify_for_cli(n: int, orders: str = "auto", samples: int = 10, seed: int = 0,
