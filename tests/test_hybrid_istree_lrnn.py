@@ -146,3 +146,13 @@ def test_construct_export_and_reload_decode_the_same(tmp_path) -> None:
     r = CliRunner().invoke(main, ["construct", "istree", "--n", "1", "--out",
                                   str(tmp_path / "x")])
     assert r.exit_code == 2 and "2 <= n" in r.output
+
+
+def test_layer_shapes_are_validated_and_round_trip() -> None:
+    from rnngap.models.hybrid_lrnn import HybridLRNNConfig
+
+    cfg = Hy.build(4)[0]
+    again = HybridLRNNConfig.from_dict(json.loads(cfg.to_json()))
+    assert again.shapes() == cfg.shapes() == [tuple(s) for s in Hy.LAYER_SHAPES]
+    with pytest.raises(ValueError, match="layer_shapes"):
+        HybridLRNNConfig(vocab_size=4, d_model=2, n_rnn_layers=2, layer_shapes=[[1, 1, 1]])
