@@ -28,7 +28,9 @@ def report(task, runs, out, n_min, n_max, samples, seed, as_json):
     \b
     construction: index/ar/cgram/counting: the Transformer construction, plotted at 1.0 only
                   where it was just verified for every input; istree: the RNN with in-context
-                  retrieval on 32 sampled graphs per n (measured, labelled "sampled").
+                  retrieval on 32 sampled graphs per n (measured, labelled "sampled") and the
+                  hand-set Transformer with O(n) CoT (every input at n <= 5, 8 samples per
+                  family up to n = 256, left out beyond).
     bound:        the Fano accuracy ceiling of ANY machine with S state bits, S from each
                   recurrent run (float32 state), or 64/512/4096 bits without runs.
     learned:      each run's accuracy by generation at every n of the grid

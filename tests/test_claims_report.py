@@ -103,3 +103,20 @@ def test_report_with_a_trained_run(tmp_path):
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert rep["models"][0]["state_bits"] > 0 and len(rep["models"][0]["points"]) == 2
+
+
+def test_istree_report_draws_both_constructions(tmp_path):
+    from click.testing import CliRunner
+
+    from rnngap.verify import report as R
+
+    r = CliRunner().invoke(main, ["report", "--task", "istree", "--out", str(tmp_path),
+                                  "--n-max", "8", "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    labels = [c["label"] for c in rep["constructions"]]
+    assert len(labels) == 2 and "Transformer construction" in labels[1]
+    pts = rep["constructions"][1]["points"]
+    assert pts[0]["verified"] and [p["accuracy"] for p in pts] == [1.0, 1.0]
+    far = R.transformer_istree_points([R.TRANSFORMER_ISTREE_MAX_N * 2], 0)["points"][0]
+    assert far["accuracy"] is None and "not run" in far["note"]

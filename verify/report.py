@@ -4,7 +4,9 @@ Three views of one task at lengths n = n_min, 2 n_min, ..., n_max:
 
 * **construction**: the hand-set Transformer verified for every input at each n (accuracy 1 where
   ``verify`` proved it; the point is omitted where it did not), or for IsTree the RNN with
-  in-context retrieval run on sampled graphs (its measured accuracy, labelled "sampled");
+  in-context retrieval run on sampled graphs (its measured accuracy, labelled "sampled") and
+  the IsTree Transformer with O(n) CoT (every input at n <= 5, 8 samples per family up to
+  n = 256, not run beyond);
 * **bound**: the Fano accuracy ceiling (``verify.ceilings``) for a machine with S bits of state,
   S taken from each trained recurrent model (counted by ``verify.archs`` from its config, as
   ``rnngap bound --config`` does) or, with no runs, a few reference sizes;
@@ -53,6 +55,31 @@ def construction_points(task: str, ns: list[int], seed: int = 0) -> dict:
         pts.append({"n": n, "accuracy": 1.0 if v["verified"] else None,
                     "verified": v["verified"], "precision_bits": v["precision_bits"]})
     return {"label": "Transformer construction (verified, every input)", "points": pts}
+
+
+TRANSFORMER_ISTREE_MAX_N = 256
+"""Largest n at which the report runs the IsTree Transformer construction (about 2 s a graph
+at n = 256; beyond that the point is left out and the report says so)."""
+
+
+def transformer_istree_points(ns: list[int], seed: int) -> dict:
+    """The IsTree Transformer construction (official cot format) at each n: verified on every
+    input for n <= 5, else its accuracy on 8 sampled graphs per family (n <= 256 only)."""
+    from rnngap.verify.transformer_istree import verify_transformer_istree
+
+    pts = []
+    for n in ns:
+        if n > TRANSFORMER_ISTREE_MAX_N:
+            pts.append({"n": n, "accuracy": None, "verified": False,
+                        "note": f"not run (n > {TRANSFORMER_ISTREE_MAX_N})"})
+            continue
+        v = verify_transformer_istree(n, samples=0 if n < 4 else 8, seed=seed)
+        wrong = v["input_failures"]
+        pts.append({"n": n, "accuracy": 1 - wrong / v["inputs_checked"] if v["passed"] or wrong
+                    else None, "verified": v["verified"], "inputs": v["inputs_checked"],
+                    "precision_bits": v["precision_bits"]})
+    return {"label": "Transformer construction, O(n) CoT (every input at n <= 5, sampled "
+            "beyond)", "points": pts}
 
 
 def _istree_points(ns, seed, sample_graphs) -> dict:
@@ -143,12 +170,14 @@ def build_report(task: str, runs: list[str], out: str | Path, n_min: int, n_max:
     if not ns:
         raise ValueError(f"no valid n in [{n_min}, {n_max}] for {task}")
     cons = construction_points(task, ns, seed)
+    extra = [transformer_istree_points(ns, seed)] if task == "istree" else []
     models = [run_points(r, task, ns, samples, seed) for r in runs]
     bits = sorted({m["state_bits"] for m in models if m.get("state_bits")}) or list(REFERENCE_BITS)
     ceilings = {str(b): ceiling_curve(task, ns, b) for b in bits}
     for m in models:
         m["effective"] = effective_bits(task, m)
-    report = {"task": task, "ns": ns, "construction": cons, "models": models,
+    report = {"task": task, "ns": ns, "construction": cons, "constructions": [cons, *extra],
+              "models": models,
               "ceilings": ceilings, "ceiling_note": "Fano accuracy ceiling for uniformly random "
               "data (verify.ceilings) for a machine with S state bits",
               "reference_bits": not any(m.get("state_bits") for m in models)}
@@ -166,10 +195,11 @@ def _plot(r: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     xs = [math.log2(n) for n in r["ns"]]
-    cp = r["construction"]["points"]
-    ax.plot([math.log2(p["n"]) for p in cp if p["accuracy"] is not None],
-            [p["accuracy"] for p in cp if p["accuracy"] is not None], "k-o", lw=2,
-            label=r["construction"]["label"])
+    for cons, style in zip(r["constructions"], ("k-o", "k:^"), strict=False):
+        cp = cons["points"]
+        ax.plot([math.log2(p["n"]) for p in cp if p["accuracy"] is not None],
+                [p["accuracy"] for p in cp if p["accuracy"] is not None], style, lw=2,
+                label=cons["label"])
     for s, ys in r["ceilings"].items():
         pts = [(x, y) for x, y in zip(xs, ys) if y is not None]
         if pts:
@@ -195,13 +225,14 @@ def _fmt(v) -> str:
 
 
 def _markdown(r: dict) -> str:
-    cols = ["n", "construction"] + [f"ceiling S={s}" for s in r["ceilings"]] + \
-        [m["label"] for m in r["models"]]
+    cons = r["constructions"]
+    cols = ["n"] + (["construction"] if len(cons) == 1 else [c["label"] for c in cons]) + \
+        [f"ceiling S={s}" for s in r["ceilings"]] + [m["label"] for m in r["models"]]
     lines = [f"# {r['task']}: construction vs bound vs learned", "",
              "![report](report.png)", "", "| " + " | ".join(cols) + " |",
              "|" + "---|" * len(cols)]
     for i, n in enumerate(r["ns"]):
-        row = [str(n), _fmt(r["construction"]["points"][i]["accuracy"])]
+        row = [str(n)] + [_fmt(c["points"][i]["accuracy"]) for c in cons]
         row += [_fmt(ys[i]) for ys in r["ceilings"].values()]
         row += [_fmt(m["points"][i].get("accuracy")) for m in r["models"]]
         lines.append("| " + " | ".join(row) + " |")
@@ -209,7 +240,8 @@ def _markdown(r: dict) -> str:
               for m in r["models"] for p in m["points"] if p.get("error")]
     if errors:
         lines += ["", "Not evaluated (shown as '-'):"] + errors
-    lines += ["", f"Construction: {r['construction']['label']}.", f"Ceilings: {r['ceiling_note']}"
+    lines += [""] + [f"Construction: {c['label']}." for c in cons] + [
+        f"Ceilings: {r['ceiling_note']}"
               + (" (reference sizes: no trained recurrent model given)." if r["reference_bits"]
                  else ".")]
     for m in r["models"]:
