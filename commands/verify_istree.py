@@ -94,7 +94,7 @@ def _load(method: str):
               "max_cot_tokens, retrievals, seconds (and a few extra keys).")
 def istree(method: str, n: int, orders: str, samples: int | None, seed: int, jobs: int,
            as_json: bool) -> None:
-    """Verify an IsTree method: every transcript parsed token for token, verdict vs networkx.
+    """Verify an IsTree method: every transcript checked token for token, verdict vs networkx.
 
     An input is a prompt: n-1 distinct non-loop edges in some order, each written u > v as
     the official format does (so orientation is not enumerated).  For small n every edge set
