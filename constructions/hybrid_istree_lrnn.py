@@ -88,8 +88,10 @@ def max_len(n: int) -> int:
 
 
 def integer_bound(n: int) -> int:
-    """Magnitude bound of every integer of the forward pass (scores in units of beta):
-    16 W (n+1)^2 + 8 W, W = L + 1 (match heads), 3 L^2 (pointers and EQ's position field)."""
+    """A closed form that dominates every family of integers of the forward pass (scores in
+    units of beta) listed in ``verify.hybrid_istree_lrnn.bounds`` (a test checks it over a
+    range of n): 16 W (n+1)^2 + 8 W, W = L + 1 (match heads), 3 W^2 (pointers, EQ's
+    position field, the recurrent j^2)."""
     W = max_len(n) + 1
     return max(16 * W * (n + 1) ** 2 + 8 * W, 3 * W * W)
 

@@ -87,8 +87,9 @@ def max_len(n: int) -> int:
 
 
 def integer_bound(n: int) -> int:
-    """An upper bound on the magnitude of every integer of the forward pass (units of beta
-    for scores): 40 (L+1)(n+1)^2 + 4 (L+1)^2 (see ``verify.transformer_istree``)."""
+    """A simple closed form that dominates every family of integers of the forward pass
+    (units of beta for scores) listed in ``verify.transformer_istree.bounds`` -- a test checks
+    it over a range of n: 40 (L+1)(n+1)^2 + 4 (L+1)^2."""
     L = max_len(n) + 1
     return 40 * L * (n + 1) ** 2 + 4 * L * L
 

@@ -195,3 +195,13 @@ def test_counting_verdict_names_its_form() -> None:
         assert r.exit_code == 0, r.output
         v = json.loads(r.output)
         assert v["form"] == form and ("threshold" in v["convention"]) == (form == "threshold")
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 16, 100, 256, 1000, 4096])
+def test_claimed_precision_covers_every_bound_family(n: int) -> None:
+    from rnngap.constructions import hybrid_istree_lrnn as Hy
+    from rnngap.verify import hybrid_istree_lrnn as VH
+
+    assert max(V.bounds(n).values()) <= X.integer_bound(n) <= 2 ** X.precision_for(n)
+    if n <= 1024:
+        assert max(VH.bounds(n).values()) <= Hy.integer_bound(n) <= 2 ** Hy.precision_for(n)
