@@ -205,7 +205,10 @@ def _cache_append(cache: dict, k: Tensor, v: Tensor, past: int) -> tuple[Tensor,
     fresh = (kb is None or kb.shape[-2] < need or kb.shape[:2] != k.shape[:2]
              or (past and kb.data_ptr() != cache["k"].data_ptr()))
     if fresh:
-        cap = max(need, 2 * (0 if kb is None else kb.shape[-2]), 64)
+        old = 0 if kb is None else kb.shape[-2]
+        # grow by doubling only when the length outgrows the buffer; a rebuild for a new
+        # batch (finished rows dropped) keeps the capacity, so it cannot compound
+        cap = old if need <= old else max(need, 2 * old, 64)
         kb = k.new_empty(*k.shape[:2], cap, k.shape[-1])
         vb = v.new_empty(*v.shape[:2], cap, v.shape[-1])
         if past:

@@ -47,3 +47,23 @@ def test_too_long_input_is_a_clear_error():
     cfg = TransformerConfig(vocab_size=5, d_model=8, n_layers=1, n_heads=2, d_mlp=4, max_len=4)
     with pytest.raises(ValueError, match="max_len"):
         Transformer(cfg)(torch.zeros(1, 5, dtype=torch.long))
+
+
+def test_kv_cache_buffers_grow_geometrically_and_survive_row_drops():
+    """Regression: dropping finished rows rebuilt the buffer at twice its capacity every time,
+    so many drops asked for gigabytes.  Capacity must stay within 2x the longest need."""
+    from rnngap.models.transformer import _cache_append
+
+    cache: dict = {"k": None, "v": None}
+    rows, past = 64, 0
+    for step in range(300):
+        k = torch.randn(rows, 2, 1, 4)
+        ks, vs = _cache_append(cache, k, k.clone(), past)
+        past += 1
+        assert ks.shape == (rows, 2, past, 4) and torch.equal(ks[:, :, -1:], k)
+        assert cache["k_buf"].shape[-2] <= max(64, 2 * past)
+        if step % 5 == 4 and rows > 1:  # drop a row, as the batched decoders do
+            keep = torch.ones(rows, dtype=torch.bool)
+            keep[0] = False
+            rows -= 1
+            cache["k"], cache["v"] = cache["k"][keep], cache["v"][keep]

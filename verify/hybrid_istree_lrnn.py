@@ -32,8 +32,14 @@ from rnngap.models.hybrid_lrnn import HybridLRNN
 from rnngap.tasks import istree as T
 from rnngap.verify import exact_istree as E
 
-BATCH_ELEMENTS = 3_000_000
-"""Batch size: batch * L(n) stays about this (memory of the KV cache and scores)."""
+MEMORY_DOUBLES = 64_000_000
+"""Batch size: rows so that the KV cache and one step's scores stay about this many float64
+numbers (~0.5 GB): per row 9 heads x 2 d_head x L + 4 x 9 x L."""
+
+
+def batch_size(n: int) -> int:
+    L = Hy.max_len(n)
+    return max(1, MEMORY_DOUBLES // (Hy.N_HEADS * 2 * Hy.D_HEAD * L + 4 * Hy.N_HEADS * L))
 def bounds(n: int) -> dict[str, int]:
     """Magnitude bounds of the integer families (W = L + 1, M = 2n + 4, G = 2(n+1)^2)."""
     W, M, G = Hy.max_len(n) + 1, 2 * n + 4, int(Hy.logit_gap(n))
@@ -90,7 +96,7 @@ def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: 
     p = Hy.precision_for(n) if precision is None else int(precision)
     net = Hy.model(n) if model is None else model
     certs = certificates(n, p, net)
-    plan = E.run_plan(n, orders, samples, seed, max(1, BATCH_ELEMENTS // Hy.max_len(n)),
+    plan = E.run_plan(n, orders, samples, seed, batch_size(n),
                       lambda es: run_batch(n, net, es, p), lambda e: reference(n, e),
                       progress)
     state = net.state_bits(p)

@@ -56,8 +56,15 @@ from rnngap.models.transformer import Transformer
 from rnngap.tasks import istree as T
 from rnngap.verify import exact_istree as E
 
-BATCH_ELEMENTS = 1_500_000
-"""Batch size is chosen so that batch * L(n)^2 stays about this (memory of a prefill chunk)."""
+MEMORY_DOUBLES = 64_000_000
+"""Batch size: rows so that the KV cache and a prefill chunk's scores stay about this many
+float64 numbers (~0.5 GB): per row 6 layers x 4 heads x 2 d_head x L + 4 x 4 x 64 x L."""
+
+
+def batch_size(n: int) -> int:
+    L = X.max_len(n)
+    return max(1, MEMORY_DOUBLES // (X.N_LAYERS * X.N_HEADS * 2 * X.D_HEAD * L
+                                     + 4 * X.N_HEADS * 64 * L))
 
 
 def bounds(n: int) -> dict[str, int]:
@@ -129,7 +136,7 @@ def verify_transformer_istree(n: int, samples: int = 10, seed: int = 0, orders: 
     cons = X.build(n)
     net = cons.model() if model is None else model
     certs = certificates(n, p, net)
-    plan = E.run_plan(n, orders, samples, seed, max(1, BATCH_ELEMENTS // (X.max_len(n) ** 2)),
+    plan = E.run_plan(n, orders, samples, seed, batch_size(n),
                       lambda es: run_batch(n, net, es, p), lambda e: reference(n, e),
                       progress)
     end = 3 * n - 1 + max(plan["max_cot"] - 1, 0)
