@@ -156,3 +156,16 @@ def test_layer_shapes_are_validated_and_round_trip() -> None:
     assert again.shapes() == cfg.shapes() == [tuple(s) for s in Hy.LAYER_SHAPES]
     with pytest.raises(ValueError, match="layer_shapes"):
         HybridLRNNConfig(vocab_size=4, d_model=2, n_rnn_layers=2, layer_shapes=[[1, 1, 1]])
+
+
+def test_jobs_give_the_same_verdict(monkeypatch) -> None:
+    """--jobs 2 spreads the batches over spawned processes; the verdict is the same."""
+    from rnngap.verify import transformer_istree as VX
+
+    monkeypatch.setattr(VX, "MEMORY_DOUBLES", VX.MEMORY_DOUBLES * 15 // VX.batch_size(4))
+    assert 1 < 120 // VX.batch_size(4) < 30
+    one = VX.verify_transformer_istree(4, samples=0)
+    two = VX.verify_transformer_istree(4, samples=0, jobs=2)
+    for k in ("verified", "inputs_checked", "max_cot_tokens", "kv_bits"):
+        assert one[k] == two[k]
+    assert two["audit"]["attention_rows_checked"] == one["audit"]["attention_rows_checked"]

@@ -55,11 +55,11 @@ def test_kv_cache_buffers_grow_geometrically_and_survive_row_drops():
     from rnngap.models.transformer import _cache_append
 
     cache: dict = {"k": None, "v": None}
-    rows, past = 64, 0
+    rows = 64
     for step in range(300):
         k = torch.randn(rows, 2, 1, 4)
-        ks, vs = _cache_append(cache, k, k.clone(), past)
-        past += 1
+        ks, _ = _cache_append(cache, k, k.clone(), step)
+        past = step + 1
         assert ks.shape == (rows, 2, past, 4) and torch.equal(ks[:, :, -1:], k)
         assert cache["k_buf"].shape[-2] <= max(64, 2 * past)
         if step % 5 == 4 and rows > 1:  # drop a row, as the batched decoders do

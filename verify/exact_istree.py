@@ -131,26 +131,37 @@ def _first_diff(a: list[int], b: list[int]) -> int:
 def run_plan(n: int, orders: str, samples: int, seed: int, batch: int,
              decode: Callable[[list[np.ndarray]], tuple[list[list[int]], Audit]],
              reference: Callable[[np.ndarray], list[int]],
-             progress: Callable[[int], None] | None = None) -> dict:
+             progress: Callable[[int], None] | None = None, jobs: int = 1,
+             worker: Callable[[list[np.ndarray]], tuple[list[list[int]], Audit]] | None = None
+             ) -> dict:
     """Decode every planned input in batches; an input passes iff its transcript equals
-    ``reference(edges)`` token for token.  Returns mode, total, words, inputs, failures
-    (list), max_cot, audit (the summed :class:`Audit`)."""
+    ``reference(edges)`` token for token.  With ``jobs > 1`` and a picklable ``worker`` (same
+    contract as ``decode``, building its own network) the batches run in that many spawned
+    processes; results are merged in order, so the verdict is the same.  Returns mode, total,
+    words, inputs, failures (list), max_cot, audit (the summed :class:`Audit`)."""
     mode, total, words = _plan(n, orders)
-    jobs: list[tuple[str, np.ndarray]] = []
+    inputs: list[tuple[str, np.ndarray]] = []
     if mode is not None:
         for edges in T.enumerate_edge_sets(n):
-            jobs += [("enumeration", e) for e in _orders_of(edges, mode)]
+            inputs += [("enumeration", e) for e in _orders_of(edges, mode)]
     extra = list(_extra(n, samples, seed))
-    jobs += extra
+    inputs += extra
     fails: list[dict] = []
     cot = 0
     audit = Audit()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # many small tensor ops: one thread is much faster
+    parts = [inputs[s:s + batch] for s in range(0, len(inputs), batch)]
+    pool = None
     try:
-        for s in range(0, len(jobs), batch):
-            part = jobs[s:s + batch]
-            outs, aud = decode([e for _, e in part])
+        if jobs > 1 and worker is not None and len(parts) > 1:
+            import multiprocessing as mp
+
+            pool = mp.get_context("spawn").Pool(jobs)
+            results = pool.imap(worker, [[e for _, e in part] for part in parts])
+        else:
+            results = (decode([e for _, e in part]) for part in parts)
+        for part, (outs, aud) in zip(parts, results, strict=True):
             audit.add(aud)
             for (where, e), got in zip(part, outs, strict=True):
                 want = reference(e)
@@ -164,6 +175,8 @@ def run_plan(n: int, orders: str, samples: int, seed: int, batch: int,
             if progress:
                 progress(len(part))
     finally:
+        if pool is not None:
+            pool.terminate()
         torch.set_num_threads(threads)
     if audit.not_one_hot or audit.non_integer:
         fails.append({"where": "audit", "edges": [], "reason":
@@ -173,7 +186,7 @@ def run_plan(n: int, orders: str, samples: int, seed: int, batch: int,
     if extra:
         words += (f"; plus {sampled} official-family samples (seed {seed}) and "
                   f"{len(extra) - sampled} adversarial graphs")
-    return {"mode": mode, "total": total, "words": words, "inputs": len(jobs),
+    return {"mode": mode, "total": total, "words": words, "inputs": len(inputs),
             "failures": fails, "max_cot": cot, "audit": audit}
 
 

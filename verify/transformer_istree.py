@@ -43,6 +43,7 @@ certificates hold; otherwise ``passed`` says whether everything checked passed.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -115,6 +116,17 @@ def run_batch(n: int, model: Transformer, edges: list[np.ndarray], p: int
     return out, audit
 
 
+@functools.lru_cache(maxsize=2)
+def _net(n: int):
+    return X.build(n).model()
+
+
+def decode_worker(n: int, p: int, edges: list[np.ndarray]) -> tuple[list[list[int]], Audit]:
+    """A picklable batch decoder for ``--jobs`` (each process builds the network once)."""
+    torch.set_num_threads(1)
+    return run_batch(n, _net(n), edges, p)
+
+
 def kv_bits(n: int, positions: int, p: int) -> int:
     """Bits of the KV cache after ``positions`` positions: layers x heads x 2 d_head numbers
     of p bits per position (what the decoder holds; it grows with the input)."""
@@ -123,7 +135,8 @@ def kv_bits(n: int, positions: int, p: int) -> int:
 
 def verify_transformer_istree(n: int, samples: int = 10, seed: int = 0, orders: str = "auto",
                               precision: int | None = None, model: Transformer | None = None,
-                              progress: Callable[[int], None] | None = None) -> dict:
+                              progress: Callable[[int], None] | None = None,
+                              jobs: int = 1) -> dict:
     """Check the Transformer IsTree construction at size n; returns the verdict dict with the
     keys of :func:`rnngap.verify.istree_rag.verify_rnn_rag` (``peak_state_bits`` 0: no
     recurrent state; ``kv_bits``: the KV cache at the end of the longest transcript;
@@ -138,7 +151,8 @@ def verify_transformer_istree(n: int, samples: int = 10, seed: int = 0, orders: 
     certs = certificates(n, p, net)
     plan = E.run_plan(n, orders, samples, seed, batch_size(n),
                       lambda es: run_batch(n, net, es, p), lambda e: reference(n, e),
-                      progress)
+                      progress, jobs,
+                      functools.partial(decode_worker, n, p) if model is None else None)
     end = 3 * n - 1 + max(plan["max_cot"] - 1, 0)
     return E.verdict("transformer", n, plan, certs, p, X.PRECISION_FORMULA, {
         "peak_state_bits": 0, "declared_state_bits": 0,
@@ -148,7 +162,7 @@ def verify_transformer_istree(n: int, samples: int = 10, seed: int = 0, orders: 
 
 def verify_for_cli(n: int, orders: str = "auto", samples: int = 10, seed: int = 0,
                    progress: Callable[[int], None] | None = None, jobs: int = 1) -> dict:
-    """``rnngap verify istree --method transformer`` (``jobs`` accepted and ignored: the runs
-    are batched in one process)."""
+    """``rnngap verify istree --method transformer`` (``jobs`` > 1: batches in that many
+    processes)."""
     return verify_transformer_istree(n, samples=samples, seed=seed, orders=orders,
-                                     progress=progress)
+                                     progress=progress, jobs=jobs)
