@@ -46,6 +46,9 @@ def report(task, runs, out, n_min, n_max, samples, seed, as_json):
         if not (Path(r) / "config.json").is_file():
             raise click.BadParameter(f"{r} is not a run directory (no config.json)",
                                      param_hint="--runs")
+    if task == "istree" and n_min <= 256:
+        click.echo("note: the IsTree Transformer construction is run at every n <= 256 of the "
+                   "grid (8 graphs per family; about a minute up to n = 256)", err=True)
     try:
         rep = build_report(task, list(runs), out, n_min, n_max, samples, seed)
     except (ValueError, OSError) as e:

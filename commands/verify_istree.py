@@ -164,6 +164,8 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
                                      progress=bar.update, jobs=jobs))
             except ValueError as err:
                 raise click.UsageError(str(err)) from None
+            except RuntimeError as err:  # e.g. a --jobs worker's network is not the certified one
+                fail(f"{m}: {err}")
     if method == "all":
         _compare(n, outs, as_json)
         return

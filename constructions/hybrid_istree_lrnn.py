@@ -289,7 +289,7 @@ def generate(net: HybridLRNN, prompts: Tensor, arith: Arith | None, max_new: int
     layers (fixed-size state) and the attention layer's KV cache; see ``exact_heads``."""
     B = prompts.shape[0]
     states = [layer.init_state(B) for layer in net.rnn]
-    cache: dict = {"k": None, "v": None}
+    cache: dict = {"k": None, "v": None, "capacity": prompts.shape[1] + max_new}
 
     def step(tok: Tensor) -> Tensor:
         x = net.embed(tok)

@@ -257,7 +257,7 @@ def generate(model: Transformer, prompts: Tensor, arith: Arith | None, max_new: 
     each row stops after writing ``[TRUE]``/``[FALSE]`` or ``max_new`` tokens.  Returns the
     written tokens per row.  ``audit``: record one-hotness / integrality (see :class:`Audit`)."""
     used = [USED_HEADS.get(i + 1, 0) for i in range(len(model.blocks))]
-    caches = model.init_cache()
+    caches = model.init_cache(capacity=prompts.shape[1] + max_new)
 
     def prefill() -> Tensor:
         for s in range(0, prompts.shape[1], chunk):

@@ -58,11 +58,18 @@ class HybridLRNNConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.layer_shapes is not None:
-            self.layer_shapes = [list(map(int, s)) for s in self.layer_shapes]
-            if len(self.layer_shapes) != self.n_rnn_layers or any(
-                    len(s) != 3 or min(s) < 1 for s in self.layer_shapes):
+            shapes = self.layer_shapes
+            ok = (isinstance(shapes, list | tuple) and len(shapes) == self.n_rnn_layers
+                  and all(isinstance(t, list | tuple) and len(t) == 3
+                          and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1
+                                  for x in t) for t in shapes))
+            if not ok:
                 raise ValueError("layer_shapes must list n_rnn_layers triples [d_inner, "
                                  "d_state, conv_kernel] of positive integers")
+            self.layer_shapes = [list(t) for t in shapes]
+            if list(self.layer_shapes[0]) != [self.d_inner, self.d_state, self.conv_kernel]:
+                raise ValueError("with layer_shapes, d_inner, d_state and conv_kernel must "
+                                 "equal layer_shapes[0] (the first layer's shape)")
         if self.d_head is None:
             if self.d_model % self.n_heads:
                 raise ValueError("d_model must be divisible by n_heads when d_head is not given")

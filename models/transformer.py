@@ -196,19 +196,32 @@ class Attention(nn.Module):
 def _cache_append(cache: dict, k: Tensor, v: Tensor, past: int) -> tuple[Tensor, Tensor]:
     """Append new keys/values to ``cache`` and return all of them, (B, H, past + T_new, D).
 
-    The cache keeps buffers with spare room (capacity doubling), so a decoding step copies only
-    the new position instead of the whole past (``torch.cat`` per step is quadratic in the
-    length).  ``cache["k"]`` / ``cache["v"]`` are always the filled part; code that replaces
-    them (e.g. dropping finished rows) makes the next append rebuild the buffers from them."""
+    The cache keeps buffers with spare room, so a decoding step copies only the new position
+    instead of the whole past (``torch.cat`` per step is quadratic in the length): sized
+    ``cache["capacity"]`` when the caller knows the final length (one allocation), else grown by
+    doubling.  ``cache["k"]`` / ``cache["v"]`` are always the filled part; code that replaces
+    them (e.g. dropping finished rows by indexing) makes the next append rebuild the buffers
+    from them.  Do not shallow-copy a cache dict or truncate ``cache["k"]`` and append again:
+    two owners would write into one buffer.  When gradients flow into the keys, the plain
+    ``torch.cat`` path is used (in-place writes would break autograd)."""
+    if torch.is_grad_enabled() and (k.requires_grad or v.requires_grad):
+        if past:
+            k, v = torch.cat([cache["k"], k], -2), torch.cat([cache["v"], v], -2)
+        cache["k"], cache["v"] = k, v
+        cache.pop("k_buf", None)
+        cache.pop("v_buf", None)
+        return k, v
     need = past + k.shape[-2]
     kb, vb = cache.get("k_buf"), cache.get("v_buf")
     fresh = (kb is None or kb.shape[-2] < need or kb.shape[:2] != k.shape[:2]
+             or kb.dtype != k.dtype or kb.device != k.device
              or (past and kb.data_ptr() != cache["k"].data_ptr()))
     if fresh:
         old = 0 if kb is None else kb.shape[-2]
         # grow by doubling only when the length outgrows the buffer; a rebuild for a new
         # batch (finished rows dropped) keeps the capacity, so it cannot compound
         cap = old if need <= old else max(need, 2 * old, 64)
+        cap = max(need, min(cap, cache.get("capacity") or cap))
         kb = k.new_empty(*k.shape[:2], cap, k.shape[-1])
         vb = v.new_empty(*v.shape[:2], cap, v.shape[-1])
         if past:
@@ -317,9 +330,10 @@ class Transformer(nn.Module):
         """Logits (B, T, V), or (B, 1, V) for the final position when ``last_only``."""
         return self.logits(self.backbone(self.embed_tokens(tokens, arith), arith, last_only), arith)
 
-    def init_cache(self) -> list[dict]:
-        """Empty KV caches, one per layer, for ``step`` (incremental decoding)."""
-        return [{"k": None, "v": None} for _ in self.blocks]
+    def init_cache(self, capacity: int | None = None) -> list[dict]:
+        """Empty KV caches, one per layer, for ``step`` (incremental decoding); ``capacity``:
+        the final length when known (the buffers are then allocated once, at that size)."""
+        return [{"k": None, "v": None, "capacity": capacity} for _ in self.blocks]
 
     def step(self, tokens: Tensor, caches: list[dict], arith: Arith | None = None) -> Tensor:
         """Feed new tokens (B, T_new) after the cached prefix; returns logits (B, T_new, V).

@@ -154,18 +154,27 @@ def test_layer_shapes_are_validated_and_round_trip() -> None:
     cfg = Hy.build(4)[0]
     again = HybridLRNNConfig.from_dict(json.loads(cfg.to_json()))
     assert again.shapes() == cfg.shapes() == [tuple(s) for s in Hy.LAYER_SHAPES]
-    with pytest.raises(ValueError, match="layer_shapes"):
-        HybridLRNNConfig(vocab_size=4, d_model=2, n_rnn_layers=2, layer_shapes=[[1, 1, 1]])
+    for bad in ([[1, 1, 1]], [[1.9, 1, 1], [1, 1, 1]], [3, 1, 1], [[1, 1, 1], [0, 1, 1]]):
+        with pytest.raises(ValueError, match="layer_shapes"):
+            HybridLRNNConfig(vocab_size=4, d_model=2, n_rnn_layers=2, layer_shapes=bad)
+    with pytest.raises(ValueError, match="layer_shapes\\[0\\]"):
+        HybridLRNNConfig(vocab_size=4, d_model=2, n_rnn_layers=2, d_inner=9,
+                         layer_shapes=[[1, 1, 1], [1, 1, 1]])
 
 
-def test_jobs_give_the_same_verdict(monkeypatch) -> None:
+@pytest.mark.parametrize("which", ["transformer", "hybrid"])
+def test_jobs_give_the_same_verdict(which: str) -> None:
     """--jobs 2 spreads the batches over spawned processes; the verdict is the same."""
     from rnngap.verify import transformer_istree as VX
 
-    monkeypatch.setattr(VX, "MEMORY_DOUBLES", VX.MEMORY_DOUBLES * 15 // VX.batch_size(4))
-    assert 1 < 120 // VX.batch_size(4) < 30
-    one = VX.verify_transformer_istree(4, samples=0)
-    two = VX.verify_transformer_istree(4, samples=0, jobs=2)
-    for k in ("verified", "inputs_checked", "max_cot_tokens", "kv_bits"):
+    fn = VX.verify_transformer_istree if which == "transformer" else V.verify_hybrid_lrnn_istree
+    one = fn(4, samples=0)
+    two = fn(4, samples=0, jobs=2)
+    for k in ("verified", "inputs_checked", "max_cot_tokens", "kv_bits", "failures"):
         assert one[k] == two[k]
     assert two["audit"]["attention_rows_checked"] == one["audit"]["attention_rows_checked"]
+
+
+def test_a_worker_with_another_network_is_refused() -> None:
+    with pytest.raises(RuntimeError, match="certified"):
+        V.decode_worker(4, Hy.precision_for(4), "not-the-fingerprint", [])

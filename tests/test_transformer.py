@@ -55,15 +55,32 @@ def test_kv_cache_buffers_grow_geometrically_and_survive_row_drops():
     from rnngap.models.transformer import _cache_append
 
     cache: dict = {"k": None, "v": None}
-    rows = 64
+    rows, ref = 64, None
     for step in range(300):
         k = torch.randn(rows, 2, 1, 4)
-        ks, _ = _cache_append(cache, k, k.clone(), step)
+        ks, vs = _cache_append(cache, k, -k, step)
+        ref = k if ref is None else torch.cat([ref, k], -2)     # what torch.cat would hold
         past = step + 1
-        assert ks.shape == (rows, 2, past, 4) and torch.equal(ks[:, :, -1:], k)
+        assert torch.equal(ks, ref) and torch.equal(vs, -ref)   # the whole past, every step
         assert cache["k_buf"].shape[-2] <= max(64, 2 * past)
         if step % 5 == 4 and rows > 1:  # drop a row, as the batched decoders do
             keep = torch.ones(rows, dtype=torch.bool)
             keep[0] = False
             rows -= 1
             cache["k"], cache["v"] = cache["k"][keep], cache["v"][keep]
+            ref = ref[keep]
+
+
+def test_kv_cache_capacity_hint_and_grad_fallback():
+    from rnngap.models.transformer import _cache_append
+
+    cache: dict = {"k": None, "v": None, "capacity": 10}
+    for step in range(10):
+        _cache_append(cache, torch.ones(2, 1, 1, 3), torch.ones(2, 1, 1, 3), step)
+    assert cache["k_buf"].shape[-2] == 10        # one allocation at the announced size
+    g = torch.ones(1, 1, 1, 2, requires_grad=True)
+    cache = {"k": None, "v": None}
+    _cache_append(cache, g * 2, g * 3, 0)
+    k2, _ = _cache_append(cache, g * 4, g * 5, 1)
+    k2.sum().backward()                            # no in-place write into an autograd graph
+    assert float(g.grad.sum()) == 2 * (2 + 4)

@@ -116,6 +116,18 @@ def exactness_certificates(bounds: dict[str, int], p: int) -> list[dict]:
             cert.underflow_lemma(BETA, p)]
 
 
+def fingerprint(net: torch.nn.Module) -> str:
+    """sha256 of every tensor of ``net`` (names and bytes, sorted): ``--jobs`` workers rebuild
+    the network and must find the one the certificates checked."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to(torch.float64).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def nx_label(n: int, edges: np.ndarray) -> int:
     """``[TRUE]`` iff networkx says the graph is a tree (an oracle independent of ours)."""
     g = nx.Graph()
@@ -151,13 +163,17 @@ def run_plan(n: int, orders: str, samples: int, seed: int, batch: int,
     audit = Audit()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # many small tensor ops: one thread is much faster
+    if jobs > 1 and worker is not None:  # smaller batches never need more memory
+        batch = max(1, min(batch, -(-len(inputs) // jobs)))
     parts = [inputs[s:s + batch] for s in range(0, len(inputs), batch)]
     pool = None
     try:
         if jobs > 1 and worker is not None and len(parts) > 1:
             import multiprocessing as mp
+            import signal
 
-            pool = mp.get_context("spawn").Pool(jobs)
+            pool = mp.get_context("spawn").Pool(min(jobs, len(parts)), signal.signal,
+                                                (signal.SIGINT, signal.SIG_IGN))
             results = pool.imap(worker, [[e for _, e in part] for part in parts])
         else:
             results = (decode([e for _, e in part]) for part in parts)

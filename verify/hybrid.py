@@ -102,8 +102,8 @@ def _enumerate_rnn(hc, model, n: int, p: int, seed: int) -> tuple[torch.Tensor, 
         w_max = max(float(sd[f"rnn.{i}.{w}"].abs().max()) for w in
                     ("in_proj.weight", "in_proj.bias", "conv_weight", "conv_bias", "a", "B",
                      "C", "D"))
-        terms = max(hc.config.d_model + 1, hc.config.conv_kernel + 1,
-                    hc.config.d_inner + hc.config.d_state, 2)
+        d_inner, d_state, kernel = hc.config.shapes()[i]
+        terms = max(hc.config.d_model + 1, kernel + 1, d_inner + d_state, 2)
         ok_sum &= terms * w_max * x_max < 2.0 ** 52
     ok_int &= _exact_ints(h, p)
     j = torch.arange(1, L + 1, dtype=torch.float64)

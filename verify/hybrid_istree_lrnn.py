@@ -41,6 +41,8 @@ numbers (~0.5 GB): per row 9 heads x 2 d_head x L + 4 x 9 x L."""
 def batch_size(n: int) -> int:
     L = Hy.max_len(n)
     return max(1, MEMORY_DOUBLES // (Hy.N_HEADS * 2 * Hy.D_HEAD * L + 4 * Hy.N_HEADS * L))
+
+
 def bounds(n: int) -> dict[str, int]:
     """Magnitude bounds of the integer families (W = L + 1, M = 2n + 4, G = 2(n+1)^2)."""
     W, M, G = Hy.max_len(n) + 1, 2 * n + 4, int(Hy.logit_gap(n))
@@ -83,10 +85,16 @@ def _net(n: int):
     return Hy.model(n)
 
 
-def decode_worker(n: int, p: int, edges: list[np.ndarray]) -> tuple[list[list[int]], Audit]:
-    """A picklable batch decoder for ``--jobs`` (each process builds the network once)."""
+def decode_worker(n: int, p: int, expected: str, edges: list[np.ndarray]
+                  ) -> tuple[list[list[int]], Audit]:
+    """A picklable batch decoder for ``--jobs``: each process builds the network once and
+    checks it is the certified one (``expected``: its fingerprint in the parent)."""
     torch.set_num_threads(1)
-    return run_batch(n, _net(n), edges, p)
+    net = _net(n)
+    if E.fingerprint(net) != expected:
+        raise RuntimeError("a --jobs worker built a network that differs from the certified "
+                           "one; rerun without --jobs")
+    return run_batch(n, net, edges, p)
 
 
 def kv_bits(n: int, positions: int, p: int) -> int:
@@ -112,7 +120,8 @@ def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: 
     plan = E.run_plan(n, orders, samples, seed, batch_size(n),
                       lambda es: run_batch(n, net, es, p), lambda e: reference(n, e),
                       progress, jobs,
-                      functools.partial(decode_worker, n, p) if model is None else None)
+                      functools.partial(decode_worker, n, p, E.fingerprint(net))
+                      if model is None and jobs > 1 else None)
     state = net.state_bits(p)
     end = 3 * n - 1 + max(plan["max_cot"] - 1, 0)
     cfg = net.cfg
@@ -122,7 +131,7 @@ def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: 
         "sizes": {"rnn_layers": cfg.n_rnn_layers, "attention_layers": 1,
                   "heads": cfg.n_heads, "width": cfg.d_model, "d_head": cfg.d_head,
                   "d_mlp": cfg.d_mlp,
-                  "rnn_layer_shapes [d_inner, d_state, conv_kernel]": cfg.shapes()}}, t0)
+                  "rnn_layer_shapes": cfg.shapes()}}, t0)
 
 
 def verify_for_cli(n: int, orders: str = "auto", samples: int = 10, seed: int = 0,
