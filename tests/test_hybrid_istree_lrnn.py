@@ -15,6 +15,7 @@ from rnngap.cli import main
 from rnngap.constructions import hybrid_istree_lrnn as Hy
 from rnngap.models.hybrid_lrnn import HybridLRNN
 from rnngap.tasks import istree as T
+from rnngap.verify import exact_istree as E
 from rnngap.verify import hybrid_istree_lrnn as V
 from rnngap.verify.istree_rag import VERDICT_KEYS
 
@@ -177,4 +178,4 @@ def test_jobs_give_the_same_verdict(which: str) -> None:
 
 def test_a_worker_with_another_network_is_refused() -> None:
     with pytest.raises(RuntimeError, match="certified"):
-        V.decode_worker(4, Hy.precision_for(4), "not-the-fingerprint", [])
+        E.decode_worker(V.__name__, 4, Hy.precision_for(4), "not-the-fingerprint", [])

@@ -26,6 +26,8 @@ compares each transcript with a reference token for token.
 
 from __future__ import annotations
 
+import functools
+import importlib
 from collections.abc import Callable, Sequence
 
 import networkx as nx
@@ -126,6 +128,24 @@ def fingerprint(net: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(t.detach().to(torch.float64).contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_net(module: str, n: int) -> torch.nn.Module:
+    return importlib.import_module(module).default_net(n)
+
+
+def decode_worker(module: str, n: int, p: int, expected: str, edges: list[np.ndarray]
+                  ) -> tuple[list[list[int]], Audit]:
+    """The picklable batch decoder behind ``--jobs``: the process builds ``module``'s network
+    once (``default_net(n)``), checks that it is the certified one (``expected``: the parent's
+    fingerprint) and decodes with ``module.run_batch``."""
+    torch.set_num_threads(1)
+    net = _worker_net(module, n)
+    if fingerprint(net) != expected:
+        raise RuntimeError("a --jobs worker built a network that differs from the certified "
+                           "one; rerun without --jobs")
+    return importlib.import_module(module).run_batch(n, net, edges, p)
 
 
 def nx_label(n: int, edges: np.ndarray) -> int:

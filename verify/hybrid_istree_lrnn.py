@@ -80,21 +80,9 @@ def run_batch(n: int, net: HybridLRNN, edges: list[np.ndarray], p: int
     return Hy.generate(net, prompts, PBitArith(p), Hy.max_cot(n), audit), audit
 
 
-@functools.lru_cache(maxsize=2)
-def _net(n: int):
+def default_net(n: int):
+    """The construction's network (what ``--jobs`` workers rebuild and fingerprint)."""
     return Hy.model(n)
-
-
-def decode_worker(n: int, p: int, expected: str, edges: list[np.ndarray]
-                  ) -> tuple[list[list[int]], Audit]:
-    """A picklable batch decoder for ``--jobs``: each process builds the network once and
-    checks it is the certified one (``expected``: its fingerprint in the parent)."""
-    torch.set_num_threads(1)
-    net = _net(n)
-    if E.fingerprint(net) != expected:
-        raise RuntimeError("a --jobs worker built a network that differs from the certified "
-                           "one; rerun without --jobs")
-    return run_batch(n, net, edges, p)
 
 
 def kv_bits(n: int, positions: int, p: int) -> int:
@@ -120,7 +108,7 @@ def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: 
     plan = E.run_plan(n, orders, samples, seed, batch_size(n),
                       lambda es: run_batch(n, net, es, p), lambda e: reference(n, e),
                       progress, jobs,
-                      functools.partial(decode_worker, n, p, E.fingerprint(net))
+                      functools.partial(E.decode_worker, __name__, n, p, E.fingerprint(net))
                       if model is None and jobs > 1 else None)
     state = net.state_bits(p)
     end = 3 * n - 1 + max(plan["max_cot"] - 1, 0)
