@@ -16,8 +16,12 @@ from rnngap.commands._common import dump_json
 @click.option("--context", type=int, default=None,
               help="Context length (>= 1) for the KV-cache size of attention models [default: "
                    "the IsTree CoT length for n].")
+@click.option("--embedding", type=click.Choice(["official", "learned"]), default="official",
+              help="official: frozen number table + tied head (the official counts); learned: "
+                   "trainable token and position tables + untied head (all trainable).")
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
-def params(arch: str, size: str, n: int, context: int | None, as_json: bool) -> None:
+def params(arch: str, size: str, n: int, context: int | None, embedding: str,
+           as_json: bool) -> None:
     """Parameter counts (trainable: what is learned; total: plus the frozen number embedding,
     counted once since the head is tied) and state_scalars: numbers carried between tokens
     (Mamba: fixed; attention: KV cache, which grows with the context)."""
@@ -32,12 +36,15 @@ def params(arch: str, size: str, n: int, context: int | None, as_json: bool) -> 
     from rnngap.tasks.istree import vocab_size
 
     a = canonical_arch(arch)
-    lm = LM(named_config(a, size, vocab_size(n)))
     ctx_len = context if context is not None else 3 * (n - 1) + 2 + 2 * n + 2
-    res = {"arch": a, "size": size, "trainable": lm.trainable_parameters(),
+    extra = {} if embedding == "official" else {"embedding": "learned", "max_len": ctx_len}
+    lm = LM(named_config(a, size, vocab_size(n), **extra))
+    res = {"arch": a, "size": size, "embedding": embedding,
+           "trainable": lm.trainable_parameters(),
            "total": lm.total_parameters(), "state_scalars": lm.state_scalars(ctx_len),
            "state_context_len": None if a == "mamba" else ctx_len,
-           "official_trainable": OFFICIAL_TRAINABLE.get((a, size)),
+           "official_trainable": OFFICIAL_TRAINABLE.get((a, size)) if embedding == "official"
+           else None,
            "config": lm.cfg.to_dict()}
     if as_json:
         dump_json(res)

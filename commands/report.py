@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -14,6 +15,11 @@ from rnngap.commands._common import dump_json
               type=click.Choice(["index", "ar", "cgram", "counting", "istree"]))
 @click.option("--runs", multiple=True, type=click.Path(file_okay=False),
               help="Trained run directories (rnngap train --out); repeatable.")
+@click.option("--results", type=click.Path(dir_okay=False), default=None,
+              help="An experiment results file (experiments/retrieval_scaling/results.json): "
+                   "draw its learned rows (median, min-max over seeds), its state sweep and "
+                   "effective bits per state bit beside the construction and the ceilings, "
+                   "without re-evaluating anything. Not with --runs.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Directory for report.png, report.md, report.json.")
 @click.option("--n-min", default=4, show_default=True, type=click.IntRange(2))
@@ -22,7 +28,7 @@ from rnngap.commands._common import dump_json
               help="Test samples per (run, n).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the report data as JSON.")
-def report(task, runs, out, n_min, n_max, samples, seed, as_json):
+def report(task, runs, results, out, n_min, n_max, samples, seed, as_json):
     """Construction, bound and trained models vs n, in one figure and one markdown table.
 
     \b
@@ -38,8 +44,30 @@ def report(task, runs, out, n_min, n_max, samples, seed, as_json):
 
     Works with no runs: the construction and reference-size ceilings alone.
     """
-    from rnngap.verify.report import build_report
+    from rnngap.verify.report import build_report, build_results_report
 
+    if results is not None:
+        if runs:
+            raise click.UsageError("give --runs or --results, not both")
+        if not Path(results).is_file():
+            raise click.BadParameter(f"{results} is not a file", param_hint="--results")
+        if task == "istree":
+            raise click.BadParameter("experiment results files hold retrieval tasks only",
+                                     param_hint="--task")
+        try:
+            rep = build_results_report(task, results, out, seed)
+        except (ValueError, OSError, KeyError, TypeError) as e:
+            msg = f"{results}: not a usable results file ({e})" if isinstance(
+                e, (KeyError, TypeError)) else str(e)
+            raise click.ClickException(msg) from None
+        except json.JSONDecodeError as e:
+            raise click.ClickException(f"{results}: not JSON ({e})") from None
+        if as_json:
+            dump_json(rep)
+        else:
+            click.echo((Path(out) / "report.md").read_text())
+            click.echo(f"wrote {out}/report.png, report.md, report.json", err=True)
+        return
     if n_min > n_max:
         raise click.BadParameter("must be <= --n-max", param_hint="--n-min")
     for r in runs:

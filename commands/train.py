@@ -35,10 +35,14 @@ def _build(o: dict, vocab_size: int | None = None):
     from rnngap.learned.train import TrainConfig
 
     data = DataSpec(task=o["task"], n=o["n"], fmt=o["fmt"], family=o["family"],
-                    official_quirks=o["official_quirks"], params=_task_params(o["task_param"]))
+                    official_quirks=o["official_quirks"], params=_task_params(o["task_param"]),
+                    min_n=o.get("mix_min_n"))
     vs = data.vocab_size() if vocab_size is None else vocab_size
     arch = canonical_arch(o["arch"])
-    extra = {"scan": o["scan"]}
+    emb = o.get("embedding") or default_embedding(data.task)
+    extra = {"scan": o["scan"], "embedding": emb}
+    if emb == "learned":
+        extra["max_len"] = learned_max_len(data)
     if o["attn_position"] is not None:
         if arch != "hybrid":
             raise ValueError("--attn-position applies to --arch hybrid only")
@@ -48,12 +52,36 @@ def _build(o: dict, vocab_size: int | None = None):
         model = type(model)(**{**model.__dict__, **extra})
     else:
         model = named_config(arch, o["size"], vs, **extra)
-    lr = o["lr"] if o["lr"] is not None else (1e-3 if arch == "transformer" else 3e-4)
+    lr = o["lr"] if o["lr"] is not None else default_lr(arch, emb)
     tc = TrainConfig(steps=o["steps"], batch_size=o["batch_size"], lr=lr, warmup=o["warmup"],
                      weight_decay=o["weight_decay"], grad_clip=o["grad_clip"], seed=o["seed"],
                      log_every=o["log_every"], eval_every=o["eval_every"],
                      eval_batches=o["eval_batches"], ckpt_every=o["ckpt_every"])
     return model, data, tc
+
+
+def default_embedding(task: str) -> str:
+    """``learned`` for the retrieval tasks (the frozen table does not learn at CPU scale, see
+    docs/learning.md), ``official`` for IsTree (the paper's setup)."""
+    return "official" if task == "istree" else "learned"
+
+
+def default_lr(arch: str, embedding: str) -> float:
+    """Per-architecture peak learning rates. ``learned``: the best of the sweep in
+    experiments/retrieval_scaling (AR n = 32, 3 values each, docs/learning.md); ``official``:
+    the earlier defaults (1e-3 Transformer, 3e-4 Mamba / hybrid)."""
+    from rnngap.learned.configs import DEFAULT_LR
+    return DEFAULT_LR[(embedding, arch)]
+
+
+def learned_max_len(data) -> int:
+    """Positions of a learned position table: the task's sequence length (retrieval tasks:
+    row + answer), or the official 8192 for IsTree, whose transcripts vary in length."""
+    from rnngap.learned.data import MAX_N
+    if data.task == "istree":
+        return MAX_N
+    t = data.task_obj()
+    return t.n + t.query_len() + 1
 
 
 _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
@@ -71,12 +99,21 @@ _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
               help="IsTree: reproduce the official label / random-family defects (comparison).")
 @click.option("--task-param", multiple=True, metavar="KEY=VALUE",
               help="Extra task parameter, e.g. c=3 (cgram), alphabet=8, exact=true (counting).")
+@click.option("--mix-min-n", type=int, default=None,
+              help="Retrieval tasks: train on a mixture of lengths MIN, 2 MIN, 4 MIN, ... and n "
+                   "(one uniformly drawn length per batch, alphabet of n); evaluation stays at "
+                   "n. The short batches let the retrieval circuit form early (docs/learning.md).")
 @click.option("--arch", type=click.Choice(ARCHES), default="mamba",
               help="Backbone (rnn = mamba, llama = transformer).")
 @click.option("--size", type=click.Choice(["tiny", "0.5m", "1m", "2m"]), default="0.5m",
               help="Official size (or tiny for smoke runs).")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="An official rnn-icrag JSON config file instead of --size.")
+@click.option("--embedding", type=click.Choice(["official", "learned"]), default=None,
+              help="official: frozen sinusoidal number table + tied frozen head (the paper's "
+                   "setup, official parameter counts); learned: trainable token and position "
+                   "tables + untied head [default: learned for retrieval tasks, official for "
+                   "istree].")
 @click.option("--attn-position", type=int, default=None,
               help="Hybrid: index of the attention layer among the Mamba layers (default: top).")
 @click.option("--scan", type=click.Choice(["auto", "loop", "chunked", "cuda"]), default="auto",
@@ -85,7 +122,8 @@ _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
 @click.option("--steps", type=int, default=1000, help="Optimizer steps.")
 @click.option("--batch-size", type=int, default=64, help="Samples per step (per process).")
 @click.option("--lr", type=float, default=None,
-              help="Peak learning rate [default: 1e-3 transformer, 3e-4 mamba/hybrid].")
+              help="Peak learning rate [default: per architecture and embedding, from the "
+                   "sweep in experiments/retrieval_scaling; see docs/learning.md].")
 @click.option("--warmup", type=int, default=100, help="Linear warmup steps.")
 @click.option("--weight-decay", type=float, default=0.01, help="AdamW weight decay (>= 0).")
 @click.option("--grad-clip", type=float, default=1.0, help="Gradient-norm clip (> 0).")
@@ -99,12 +137,16 @@ _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Continue the run in this directory from its checkpoint.")
 @click.option("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
-@click.option("--threads", type=int, default=None, help="torch CPU threads (>= 1).")
+@click.option("--threads", type=int, default=1,
+              help="torch CPU threads (>= 1). Default 1: the models are small, and torch's "
+                   "default (every core) oversubscribes a shared machine (200 steps of the tiny "
+                   "hybrid: 69 s with every core busy vs 3.6 s with one thread); run two "
+                   "trainings side by side on 2 cores instead.")
 @click.option("--progress/--no-progress", default=True, help="tqdm progress bar on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.pass_context
 def train(ctx: click.Context, **o) -> None:
-    """Train a Transformer, Mamba or hybrid (frozen sinusoidal number embeddings, tied head).
+    """Train a Transformer, Mamba or hybrid on IsTree or a retrieval task.
 
     \b
     Writes RUN_DIR/config.json, RUN_DIR/metrics.jsonl, RUN_DIR/checkpoint.safetensors.
@@ -162,7 +204,8 @@ def train(ctx: click.Context, **o) -> None:
                         and ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE]
             if explicit:
                 m2, d2, t2 = _build(_merge(stored, o, explicit), model.vocab_size)
-                if not {"arch", "size", "config", "scan", "attn_position"} & set(explicit):
+                if not {"arch", "size", "config", "scan", "attn_position",
+                        "embedding"} & set(explicit):
                     m2 = model  # model untouched (it may come from an official JSON file)
                 if run_config(m2, d2, t2) != stored:
                     opts = ", ".join("--" + k.replace("_", "-") for k in explicit)
@@ -209,9 +252,10 @@ def _merge(stored: dict, o: dict, explicit: list[str]) -> dict:
     """Options as the stored run had them, overridden by the explicitly given ones."""
     m, d, t = stored["model"], stored["data"], stored["train"]
     base = {"task": d["task"], "n": d["n"], "fmt": d["fmt"], "family": d["family"],
-            "official_quirks": d["official_quirks"],
+            "official_quirks": d["official_quirks"], "mix_min_n": d.get("min_n"),
             "task_param": tuple(f"{k}={v}" for k, v in d["params"].items()),
             "arch": m["arch"], "size": None, "config": None, "scan": m["scan"],
+            "embedding": m.get("embedding", "official"),
             "attn_position": m["attn_position"], **{k: t[k] for k in (
                 "steps", "batch_size", "lr", "warmup", "weight_decay", "grad_clip", "seed",
                 "log_every", "eval_every", "eval_batches", "ckpt_every")}}

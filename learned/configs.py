@@ -50,6 +50,14 @@ OFFICIAL_TRAINABLE = {("transformer", "0.5m"): 525_376, ("mamba", "0.5m"): 523_3
                       ("hybrid", "2m"): 1_796_736}
 
 
+#: default peak learning rates per (embedding, arch). ``learned``: the best of a 3-value sweep
+#: per architecture (experiments/retrieval_scaling/RESULTS.md); ``official``: the earlier ones.
+DEFAULT_LR: dict[tuple[str, str], float] = {
+    ("official", "transformer"): 1e-3, ("official", "mamba"): 3e-4, ("official", "hybrid"): 3e-4,
+    ("learned", "transformer"): 3e-3, ("learned", "mamba"): 3e-3, ("learned", "hybrid"): 3e-3,
+}
+
+
 def canonical_arch(arch: str) -> str:
     """``rnn`` -> ``mamba``, ``llama`` -> ``transformer``; raises ValueError on unknown names."""
     a = ARCH_ALIASES.get(arch, arch)

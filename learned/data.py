@@ -13,6 +13,14 @@ where ``loss_mask`` is True. ``encode`` already excludes retrieved tokens (the t
 
 Retrieval tasks (index, ar, cgram, counting; ``tasks/registry.py``): each sample is the task row
 followed by its answer; only the answer is supervised (format ``plain`` only).
+
+Held out means held out: the input space is split by a fixed hash of each input (the task row;
+IsTree: the edge SET, so no reordering of a test graph is ever trained on). An input is a *test*
+input when ``row_hash(input) % TEST_BUCKETS == 0`` (1/16 of the space). The TRAIN stream only
+yields non-test inputs; the VALID and TEST streams only yield test inputs (rejection sampling
+from the same uniform sampler, so each stream is the task's distribution conditioned on its
+part). The split depends on nothing but the input, so it is the same for every run, seed and
+architecture, and no test input can appear in any training stream.
 """
 
 from __future__ import annotations
@@ -45,6 +53,10 @@ class DataSpec:
     family: str = "binary"
     official_quirks: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    #: length mixture (retrieval tasks): each TRAIN batch has one length drawn uniformly from
+    #: min_n, 2 min_n, 4 min_n, ... < n and n, over the alphabet of length n (so the vocabulary
+    #: is n's); VALID and TEST stay at n. None: every batch at n.
+    min_n: int | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASK_NAMES:
@@ -72,13 +84,35 @@ class DataSpec:
                 raise ValueError(f"task {self.task} has only the 'plain' format (the answer "
                                  f"follows the query), not {self.fmt!r}")
             self.task_obj()  # validates n and params (ValueError with the task's message)
+            if self.min_n is not None:
+                if not isinstance(self.min_n, int) or not 1 <= self.min_n <= self.n:
+                    raise ValueError(f"--mix-min-n must be an integer in [1, n={self.n}], got "
+                                     f"{self.min_n!r}")
+                for m in self.mix_lengths():
+                    self.task_obj(m)  # every length of the mixture must be a valid task
+        if self.task == "istree" and self.min_n is not None:
+            raise ValueError("--mix-min-n applies to the retrieval tasks only")
 
-    def task_obj(self):
-        """The ``tasks/`` object of a retrieval task (ValueError for istree)."""
+    def mix_lengths(self) -> list[int]:
+        """The lengths of the TRAIN mixture (just [n] without ``min_n``)."""
+        if self.min_n is None:
+            return [self.n]
+        out, m = [], self.min_n
+        while m < self.n:
+            out.append(m)
+            m *= 2
+        return [*out, self.n]
+
+    def task_obj(self, n: int | None = None):
+        """The ``tasks/`` object of a retrieval task (ValueError for istree); with ``n`` (a
+        length of the mixture) the task at that length over the alphabet of length ``self.n``."""
         if self.task == "istree":
             raise ValueError("istree has no RetrievalTask object")
         from rnngap.tasks.registry import make_task
-        return make_task(self.task, n=self.n, **self.params)
+        full = make_task(self.task, n=self.n, **self.params)
+        if n is None or n == self.n:
+            return full
+        return make_task(self.task, **{**self.params, "n": n, "alphabet": full.alphabet})
 
     def vocab_size(self) -> int:
         if self.task == "istree":
@@ -111,22 +145,104 @@ class Batch:
 
 #: stream ids: training batches, periodic evaluation batches, final test batches (disjoint seeds)
 TRAIN, VALID, TEST = 0, 1, 2
+#: 1 / TEST_BUCKETS of every input space is held out for VALID and TEST (see module docstring)
+TEST_BUCKETS = 16
+#: rejection rounds before a stream gives up (its part of the input space is empty or tiny)
+MAX_ROUNDS = 256
 
 
-def batch_seed(seed: int, index: int, stream: int = TRAIN) -> int:
+def batch_seed(seed: int, index: int, stream: int = TRAIN, attempt: int = 0) -> int:
     """A 63-bit sampler seed for batch ``index`` of stream ``stream`` of a run seeded ``seed``
-    (numpy SeedSequence mixing, so nearby seeds/indices give unrelated streams)."""
-    mixed = np.random.SeedSequence([seed, stream, index]).generate_state(1, np.uint64)[0]
+    (numpy SeedSequence mixing, so nearby seeds/indices give unrelated streams); ``attempt``
+    numbers the rejection-sampling rounds of one batch."""
+    key = [seed, stream, index] if attempt == 0 else [seed, stream, index, attempt]
+    mixed = np.random.SeedSequence(key).generate_state(1, np.uint64)[0]
     return int(mixed >> np.uint64(1))
 
 
+def row_hash(rows: np.ndarray) -> np.ndarray:
+    """A fixed 64-bit hash of each row of a (B, L) integer array: FNV-1a over the tokens (and
+    the length), then the splitmix64 finaliser (Steele, Lea, Flood 2014) to spread the bits."""
+    rows = np.asarray(rows, dtype=np.int64)
+    with np.errstate(over="ignore"):
+        h = np.full(rows.shape[0], 0xCBF29CE484222325, dtype=np.uint64)
+        prime = np.uint64(0x100000001B3)
+        for j in range(rows.shape[1]):
+            h = (h ^ rows[:, j].astype(np.uint64)) * prime
+        h = (h ^ np.uint64(rows.shape[1])) * prime
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    return h
+
+
+def is_test_input(rows: np.ndarray) -> np.ndarray:
+    """(B,) bool: which inputs (rows of the task, without the answer) are held out."""
+    return row_hash(rows) % np.uint64(TEST_BUCKETS) == 0
+
+
+def _graph_keys(n: int, edges: list[np.ndarray]) -> np.ndarray:
+    """Each graph's edge SET as one canonical row (edges as sorted (min, max) pairs, sorted)."""
+    out = np.full((len(edges), 2 * max(1, n)), -1, dtype=np.int64)
+    for i, e in enumerate(edges):
+        e = np.sort(np.asarray(e, dtype=np.int64).reshape(-1, 2), axis=1)
+        e = e[np.lexsort((e[:, 1], e[:, 0]))].reshape(-1)
+        out[i, :e.size] = e
+    return out
+
+
+def input_space_size(spec: DataSpec) -> int | None:
+    """The number of distinct inputs of a retrieval task (None for IsTree: not enumerated)."""
+    return None if spec.task == "istree" else spec.task_obj().num_inputs()
+
+
+def _batch_length(spec: DataSpec, seed: int, index: int, stream: int) -> int:
+    """The task length of one batch: n, or for TRAIN with a mixture a uniform draw from
+    ``spec.mix_lengths()`` (a pure function of (seed, index))."""
+    lengths = spec.mix_lengths()
+    if stream != TRAIN or len(lengths) == 1:
+        return spec.n
+    return lengths[batch_seed(seed, index, stream, attempt=MAX_ROUNDS + 1) % len(lengths)]
+
+
 def make_batch(spec: DataSpec, batch: int, seed: int, index: int, stream: int = TRAIN) -> Batch:
-    """Batch ``index`` of the stream ``(spec, seed, stream)`` (a pure function of its args)."""
-    s = batch_seed(seed, index, stream)
+    """Batch ``index`` of the stream ``(spec, seed, stream)`` (a pure function of its args).
+
+    TRAIN batches hold only training inputs, VALID/TEST batches only held-out ones (module
+    docstring); ValueError when the stream's part of the input space is too small to fill it.
+    """
+    want_test = stream != TRAIN
+    over = TEST_BUCKETS if want_test else 1
+    kept: list = []
+    have = 0
+    for attempt in range(MAX_ROUNDS):
+        s = batch_seed(seed, index, stream, attempt)
+        draw = min(batch * over + 8, 1 << 16)
+        if spec.task == "istree":
+            from rnngap.tasks import istree
+            edges, labels = istree.sample_graphs(spec.n, draw, spec.family, seed=s,
+                                                 official_quirks=spec.official_quirks)
+            sel = np.flatnonzero(is_test_input(_graph_keys(spec.n, edges)) == want_test)
+            kept.extend((edges[i], labels[i]) for i in sel[:batch - have])
+        else:
+            task = spec.task_obj(_batch_length(spec, seed, index, stream))
+            rows, ans = task.sample(draw, s)
+            sel = np.flatnonzero(is_test_input(rows) == want_test)[:batch - have]
+            kept.append((rows[sel], ans[sel]))
+        have += len(sel[:batch - have]) if spec.task == "istree" else len(sel)
+        if have >= batch:
+            break
+    else:
+        part = "held-out" if want_test else "training"
+        raise ValueError(f"{spec.task} at n={spec.n}: the {part} part of the input space is "
+                         f"too small to fill a batch of {batch} (1/{TEST_BUCKETS} of the inputs "
+                         "are held out); use a larger --n")
     if spec.task == "istree":
-        return _istree_batch(spec, batch, s)
-    task = spec.task_obj()
-    rows, ans = task.sample(batch, s)
+        return _istree_batch(spec, [e for e, _ in kept], np.array([lab for _, lab in kept]))
+    rows = np.concatenate([r for r, _ in kept])
+    ans = np.concatenate([a for _, a in kept])
     tokens = np.concatenate([rows, ans[:, None]], 1).astype(np.int64)
     loss = np.zeros(tokens.shape, dtype=bool)
     loss[:, -1] = True
@@ -134,11 +250,10 @@ def make_batch(spec: DataSpec, batch: int, seed: int, index: int, stream: int = 
                  ans.astype(np.int64))
 
 
-def _istree_batch(spec: DataSpec, batch: int, seed: int) -> Batch:
+def _istree_batch(spec: DataSpec, edges: list, labels: np.ndarray) -> Batch:
     from rnngap.tasks import istree
 
-    edges, labels = istree.sample_graphs(spec.n, batch, spec.family, seed=seed,
-                                         official_quirks=spec.official_quirks)
+    batch = len(edges)
     exs = [istree.encode(spec.n, e, spec.fmt, label=bool(lab)) for e, lab in zip(edges, labels)]
     T = max(len(x.tokens) for x in exs)
     tokens = np.full((batch, T), istree.PAD, dtype=np.int64)

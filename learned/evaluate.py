@@ -25,7 +25,14 @@ import numpy as np
 import torch
 
 from rnngap.learned import checkpoint as ck
-from rnngap.learned.data import TEST, DataSpec, make_batch, to_training
+from rnngap.learned.data import (
+    TEST,
+    TEST_BUCKETS,
+    DataSpec,
+    input_space_size,
+    make_batch,
+    to_training,
+)
 from rnngap.learned.train import TrainConfig, check_scan, masked_loss, pick_device
 from rnngap.models.lm import LM, LMConfig
 
@@ -46,8 +53,15 @@ def load_run(run: str | Path, n: int | None = None, fmt: str | None = None,
     tensors, meta = ck.read_checkpoint(run)
     if n is not None or fmt is not None:
         data = replace(data, n=data.n if n is None else n, fmt=data.fmt if fmt is None else fmt)
-        # the number embedding is a fixed function, so a larger vocabulary is the same model
-        mcfg = replace(mcfg, vocab_size=data.vocab_size())
+        need = data.vocab_size()
+        if mcfg.embedding == "official":
+            # the number embedding is a fixed function, so a larger vocabulary is the same model
+            mcfg = replace(mcfg, vocab_size=need)
+        elif need > mcfg.vocab_size:
+            raise ValueError(f"{run} has a learned embedding of {mcfg.vocab_size} tokens; "
+                             f"{data.task} at n={data.n} needs {need} (train with a larger "
+                             f"alphabet, e.g. --task-param alphabet=K, or evaluate at a "
+                             f"smaller --n)")
     if mcfg.scan == "cuda" and mcfg.arch != "transformer":
         try:
             check_scan(mcfg, dev)
@@ -62,13 +76,15 @@ def load_run(run: str | Path, n: int | None = None, fmt: str | None = None,
 @torch.no_grad()
 def generate(lm: LM, prompts: torch.Tensor, max_new: int, *, envs: list | None = None,
              start: int | None = None, end: int | None = None,
-             stop: tuple[int, ...] = ()) -> tuple[np.ndarray, int]:
+             stop: tuple[int, ...] = (), malformed=None) -> tuple[np.ndarray, int]:
     """Greedy lock-step generation for prompts (B, P) of one length.
 
     ``envs`` (one RetrievalEnv per row, already holding the prompt) enables live retrieval:
     after a row emits ``end`` the env answers the query since the last ``start``. A row stops
-    after emitting a token in ``stop``. Returns (generated (B, <=max_new) int64, padded with -1
-    after a row stopped; number of retrievals executed).
+    after emitting a token in ``stop``, or as soon as ``malformed(prev, tok)`` (vectorised over
+    rows: previous token or -1, new token) says its transcript can no longer be well formed
+    (that row's output then ends with -2). Returns (generated (B, <=max_new) int64, padded with
+    -1 after a row stopped; number of retrievals executed).
     """
     B = prompts.shape[0]
     state = lm.init_state(B)
@@ -83,6 +99,11 @@ def generate(lm: LM, prompts: torch.Tensor, max_new: int, *, envs: list | None =
         nxt = np.where(forced >= 0, forced, nxt)
         forced[:] = -1
         out[:, t] = np.where(done, -1, nxt)
+        if malformed is not None:
+            prev = out[:, t - 1] if t else np.full(B, -1, dtype=np.int64)
+            bad = ~done & malformed(prev, nxt)
+            out[bad, t] = -2
+            done |= bad
         if envs is not None:
             for b in np.flatnonzero(~done):
                 envs[b].append(int(nxt[b]))
@@ -114,8 +135,9 @@ def _istree_answer(gen: np.ndarray) -> np.ndarray:
 def evaluate(lm: LM, data: DataSpec, samples: int, batch_size: int, seed: int,
              progress: bool = False) -> dict:
     """Both metrics on ``samples`` test samples (stream TEST of ``seed``); see module docstring."""
-    dev = lm.embedding.device
-    correct = tf_ok = exact = retrievals = failures = 0
+    dev = lm.device
+    space = input_space_size(data)
+    correct = tf_ok = exact = retrievals = failures = malformed = 0
     tf_hits = tf_tok = 0.0
     done = 0
     bar = None
@@ -133,7 +155,8 @@ def evaluate(lm: LM, data: DataSpec, samples: int, batch_size: int, seed: int,
         tf_hits += float(hits)
         tf_tok += float(m.sum())
         if data.task == "istree":
-            c, e, r, f = _istree_generation(lm, data, b)
+            c, e, r, f, bad = _istree_generation(lm, data, b)
+            malformed += bad
         else:
             gen, _ = generate(lm, torch.from_numpy(b.tokens[:, :-1]).to(dev), 1)
             c = e = int((gen[:, 0] == b.labels).sum())
@@ -151,6 +174,10 @@ def evaluate(lm: LM, data: DataSpec, samples: int, batch_size: int, seed: int,
             "teacher_forced_token_accuracy": tf_hits / max(tf_tok, 1.0),
             "exact_sequence_generation": exact / samples,
             "retrievals_executed": retrievals, "retrieval_failures": failures,
+            "malformed_stopped": malformed,
+            "embedding": getattr(getattr(lm, "cfg", None), "embedding", None),
+            "input_space": None if space is None else str(space),
+            "held_out": f"1/{TEST_BUCKETS} of the input space by a fixed hash (never trained on)",
             "metric_notes": {
                 "accuracy_generation": "greedy generation with KV cache / recurrent state; every "
                                        "[STARTSEARCH]..[ENDSEARCH] query executed live",
@@ -158,13 +185,30 @@ def evaluate(lm: LM, data: DataSpec, samples: int, batch_size: int, seed: int,
                                            "argmax-correct given the gold prefix (not generation)"}}
 
 
-def _istree_generation(lm: LM, data: DataSpec, b) -> tuple[int, int, int, int]:
-    """(correct labels, exact continuations, retrievals, retrieval failures) for one batch."""
+def _istree_malformed(fmt: str):
+    """Format rules a continuation can break at one token (then generation of that row stops
+    and it counts as wrong, instead of running to the length cap): [PAD], [BOS], [UNK] never
+    follow the prompt; in ``plain`` the first token is the label; after [EOS] comes the label."""
+    from rnngap.tasks import istree
+
+    never = np.array([istree.PAD, istree.BOS, 10], dtype=np.int64)  # 10: [UNK]
+    label = np.array([istree.TRUE, istree.FALSE], dtype=np.int64)
+
+    def bad(prev: np.ndarray, tok: np.ndarray) -> np.ndarray:
+        out = np.isin(tok, never)
+        must_label = (prev == istree.EOS) | ((prev == -1) if fmt == "plain" else False)
+        return out | (must_label & ~np.isin(tok, label))
+    return bad
+
+
+def _istree_generation(lm: LM, data: DataSpec, b) -> tuple[int, int, int, int, int]:
+    """(correct labels, exact continuations, retrievals, retrieval failures, malformed
+    transcripts stopped early) for one batch."""
     from rnngap.tasks import istree
     from rnngap.tasks.retrieval_env import istree_env
 
-    dev = lm.embedding.device
-    correct = exact = retrievals = failures = 0
+    dev = lm.device
+    correct = exact = retrievals = failures = malformed = 0
     for plen in np.unique(b.prompt_len):
         rows = np.flatnonzero(b.prompt_len == plen)
         prompts = torch.from_numpy(b.tokens[rows, :plen]).to(dev)
@@ -176,7 +220,8 @@ def _istree_generation(lm: LM, data: DataSpec, b) -> tuple[int, int, int, int]:
             env.extend(b.tokens[r, :plen])
             envs.append(env)
         gen, nret = generate(lm, prompts, max_new, envs=envs, start=istree.S, end=istree.E,
-                             stop=(istree.TRUE, istree.FALSE))
+                             stop=(istree.TRUE, istree.FALSE),
+                             malformed=_istree_malformed(data.fmt))
         ans = _istree_answer(gen)
         correct += int((ans == b.labels[rows]).sum())
         for k, r in enumerate(rows):
@@ -184,4 +229,5 @@ def _istree_generation(lm: LM, data: DataSpec, b) -> tuple[int, int, int, int]:
             exact += int(np.array_equal(g, b.tokens[r, plen:plen + gold_len[k]]))
         retrievals += nret
         failures += sum(env.failures for env in envs)
-    return correct, exact, retrievals, failures
+        malformed += int((gen == -2).any(1).sum())
+    return correct, exact, retrievals, failures, malformed

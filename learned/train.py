@@ -184,7 +184,7 @@ def run_config(model: LMConfig, data: DataSpec, tc: TrainConfig) -> dict:
 
 
 def train(run: str | Path, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig, *,
-          resume: bool = False, device: str = "auto", progress: bool = True,
+          resume: bool = False, device: str = "auto", progress: bool | int = True,
           stop_after: int | None = None) -> dict:
     """Train (or resume) a run in directory ``run``; returns a summary dict.
 
@@ -302,8 +302,11 @@ def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: Trai
     bar = None
     if progress and rank == 0:
         from tqdm import tqdm
-        bar = tqdm(total=tc.steps, initial=step, desc=f"train {model_cfg.arch}", unit="step",
-                   dynamic_ncols=True)
+        # progress may be an int: the bar's line (two runs side by side each keep their own)
+        pos = None if progress is True else int(progress)
+        desc = f"train {model_cfg.arch} {data.task} n={data.n}"
+        bar = tqdm(total=tc.steps, initial=step, desc=desc, unit="step", dynamic_ncols=True,
+                   position=pos, leave=pos is None)
     t0, seen, interrupted = time.perf_counter(), 0, False
     acc_hits = acc_tok = 0.0
     last: dict[str, float] = {}

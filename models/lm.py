@@ -1,13 +1,33 @@
 """A language-model wrapper shared by the three trained architectures.
 
-    logits_t = backbone(E[t_1..t_t]) E^T
+Two embeddings (``LMConfig.embedding``):
 
-E is a FROZEN deterministic sinusoidal number embedding (V x d), the same table is the output
-head (tied, frozen), as in the paper's experiments (C8; the official code builds this table):
+* ``official`` -- as in the paper's experiments (C8; the official code builds this table):
 
-    E[i, 2k]   = sin(i / 10000^(2k / d)),     E[i, 2k+1] = cos(i / 10000^(2k / d)).
+      logits_t = backbone(E[t_1..t_t]) E^T
 
-So only the backbone is trained and every architecture sees the same number geometry.
+  E is a FROZEN deterministic sinusoidal number embedding (V x d), the same table is the output
+  head (tied, frozen):
+
+      E[i, 2k]   = sin(i / 10000^(2k / d)),     E[i, 2k+1] = cos(i / 10000^(2k / d)).
+
+  Only the backbone is trained and every architecture sees the same number geometry; the
+  trainable counts are the official ones (tests/test_lm.py).
+* ``learned`` -- a trainable token table W_in (V x d, N(0, 1) init as torch's nn.Embedding),
+  a trainable absolute position table P (max_len x d, small init) and an untied trainable head
+  W_out (d -> V, no bias):
+
+      logits_t = backbone(W_in[t_1..t_t] + P[1..t]) W_out^T.
+
+  The position table matters for associative recall: telling a key slot from a value slot is
+  a parity of the position, which neither RoPE's relative angles nor Mamba's positive decays
+  give exactly (without it a 2-layer Transformer plateaus near 0.8 on AR: docs/learning.md).
+
+  At CPU scale this is what lets small models learn the retrieval tasks at all: with the frozen
+  table the model must produce exactly the sinusoid of the answer through a frozen head whose
+  logits for nearby numbers differ little (docs/learning.md has the measured diagnosis). The
+  table size is fixed at training time: a learned model cannot be evaluated on a larger
+  vocabulary.
 Backbones (``LMConfig.arch``):
 
 * ``transformer``: LLaMA-style ``Transformer`` blocks (RMSNorm, RoPE, SwiGLU, no biases) from
@@ -23,6 +43,7 @@ Transformers keep a KV cache, Mamba a fixed-size recurrent state: nothing re-rea
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -33,6 +54,7 @@ from rnngap.models.mamba import MambaConfig, MambaStack
 from rnngap.models.transformer import Transformer, TransformerConfig
 
 ARCHS = ("transformer", "mamba", "hybrid")
+EMBEDDINGS = ("official", "learned")
 #: largest vocabulary an LM accepts: the frozen (V, d_model) embedding table is built in float64
 MAX_VOCAB = 1 << 17
 
@@ -56,17 +78,21 @@ class LMConfig:
     max_len: int = 8192
     scan: str = "auto"
     norm_eps: float = 1e-5
+    embedding: str = "official"
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(ARCHS)}")
+        if self.embedding not in EMBEDDINGS:
+            raise ValueError(f"unknown embedding {self.embedding!r}; known: "
+                             f"{', '.join(EMBEDDINGS)}")
         for name in ("vocab_size", "d_model", "n_layers", "d_state", "n_heads", "d_mlp"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.vocab_size > MAX_VOCAB:
             raise ValueError(f"vocabulary of {self.vocab_size} tokens exceeds {MAX_VOCAB} (the "
                              "frozen embedding table); use a smaller --n or alphabet")
-        if self.d_model % 2:
+        if self.d_model % 2 and self.embedding == "official":
             raise ValueError("d_model must be even (sinusoidal embedding pairs)")
         if self.arch != "mamba" and self.d_model % self.n_heads:
             raise ValueError("d_model must be divisible by n_heads")
@@ -111,15 +137,28 @@ def sinusoidal_embedding(vocab_size: int, d_model: int) -> Tensor:
 
 
 class LM(nn.Module):
-    """Frozen sinusoidal embedding -> backbone -> tied frozen head (see the module docstring)."""
+    """Embedding -> backbone -> head: frozen sinusoidal table with the tied frozen head
+    (``official``) or a trainable table with an untied head (``learned``); see the module
+    docstring."""
 
     def __init__(self, cfg: LMConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        # Not persistent: the table is a function of (vocab_size, d_model), so checkpoints hold
-        # only trained weights and load into a model with a larger vocabulary (larger n).
-        self.register_buffer("embedding", sinusoidal_embedding(cfg.vocab_size, cfg.d_model),
-                             persistent=False)
+        if cfg.embedding == "official":
+            # Not persistent: the table is a function of (vocab_size, d_model), so checkpoints
+            # hold only trained weights and load into a model with a larger vocabulary (larger n).
+            self.register_buffer("embedding", sinusoidal_embedding(cfg.vocab_size, cfg.d_model),
+                                 persistent=False)
+            self.tok_embed = self.lm_head = None
+        else:
+            self.embedding = None
+            self.tok_embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+            self.pos_embed = nn.Embedding(cfg.max_len, cfg.d_model)
+            self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+            # token table N(0, 1) (torch's default; a 0.11-std table learned 6x slower, see
+            # docs/learning.md); position table N(0, 0.02^2 d), a small additive signal
+            nn.init.normal_(self.tok_embed.weight, std=1.0)
+            nn.init.normal_(self.pos_embed.weight, std=0.02 * math.sqrt(cfg.d_model))
         if cfg.arch == "transformer":
             t = Transformer(cfg.transformer_config())
             # The Transformer's own token table / unembedding are replaced by the frozen table.
@@ -138,8 +177,26 @@ class LM(nn.Module):
             if isinstance(mod, nn.Linear) and (".attn." in f".{name}." or ".mlp." in f".{name}."):
                 nn.init.normal_(mod.weight, std=0.02)
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    def embed(self, tokens: Tensor, start: int = 0) -> Tensor:
+        """Input vectors of ``tokens`` (B, T) at absolute positions start..start+T-1 (or (B,)
+        for one step at position ``start``)."""
+        if self.embedding is not None:
+            return self.embedding[tokens]
+        T = tokens.shape[-1] if tokens.dim() > 1 else 1
+        if start + T > self.cfg.max_len:
+            raise ValueError(f"sequence length {start + T} exceeds the learned position table "
+                             f"({self.cfg.max_len} positions)")
+        pos = self.pos_embed.weight[start:start + T]
+        return self.tok_embed(tokens) + (pos if tokens.dim() > 1 else pos[0])
+
     def head(self, h: Tensor) -> Tensor:
-        return h @ self.embedding.T
+        if self.embedding is not None:
+            return h @ self.embedding.T
+        return self.lm_head(h)
 
     def _check_len(self, total: int) -> None:
         if self.cfg.arch != "mamba" and total > self.cfg.max_len:
@@ -148,14 +205,14 @@ class LM(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         """tokens (B, T) int64 -> logits (B, T, V)."""
         self._check_len(tokens.shape[1])
-        h = self.embedding[tokens]
+        h = self.embed(tokens)
         if self.cfg.arch == "transformer":
             return self.head(self.backbone.backbone(h))
         return self.head(self.backbone(h))
 
     # ------------------------------------------------------------------ incremental decoding
     def init_state(self, batch: int) -> dict:
-        dev = self.embedding.device
+        dev = self.device
         if self.cfg.arch == "transformer":
             inner = self.backbone.init_cache()
         else:
@@ -167,7 +224,7 @@ class LM(nn.Module):
         if state["pos"]:
             raise ValueError("prefill needs a fresh state")
         self._check_len(tokens.shape[1])
-        h = self.embedding[tokens]
+        h = self.embed(tokens)
         if self.cfg.arch == "transformer":
             out = self.backbone.backbone(h, caches=state["inner"])
         elif self.cfg.arch == "mamba":
@@ -180,7 +237,7 @@ class LM(nn.Module):
     def step(self, tok: Tensor, state: dict) -> Tensor:
         """Feed one token per row (B,) after the state's prefix; returns logits (B, V)."""
         self._check_len(state["pos"] + 1)
-        h = self.embedding[tok]
+        h = self.embed(tok, state["pos"])
         if self.cfg.arch == "transformer":
             out = self.backbone.backbone(h.unsqueeze(1), caches=state["inner"]).squeeze(1)
         else:
@@ -193,8 +250,10 @@ class LM(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def total_parameters(self) -> int:
-        """Trainable parameters plus the frozen embedding table (counted once: head is tied)."""
-        return self.trainable_parameters() + self.embedding.numel()
+        """Trainable parameters plus the frozen embedding table (official: counted once, the
+        head is tied; learned: already trainable)."""
+        frozen = self.embedding.numel() if self.embedding is not None else 0
+        return self.trainable_parameters() + frozen
 
     def state_scalars(self, context_len: int | None = None) -> int | None:
         """Numbers carried between tokens. Mamba: fixed. Transformer / hybrid: the KV cache,

@@ -22,10 +22,12 @@ out_proj``) and per block (``norm, mixer``), per stack (``layers, norm_f``), so 
 between this module and mamba_ssm's ``Mamba``/``Block`` unchanged. Initialisation follows the
 paper's description (S4D-real A, dt log-uniform in [dt_min, dt_max], D = 1).
 
-Two CPU scans are provided (``benchmarks/scan.py`` measures them in forward + backward and the
-faster one, ``loop``, is the default): ``loop`` (precompute the per-step decay and input,
-then one fused multiply-add per time step over ``unbind`` slices) and ``chunked`` (exact
-within-chunk closed form with a stable segment-sum, sequential across chunks). With CUDA and
+Three CPU scans are provided (``benchmarks/scan.py`` measures them in forward + backward):
+``fused`` (the default on CPU for a full-sequence pass: one autograd node for the scan AND its
+read-out y_t = <h_t, C_t>, with a hand-written backward recurrence, see :class:`ScanReadout`),
+``loop`` (precompute the per-step decay and input, then one fused multiply-add per time step
+over ``unbind`` slices; used when the final state is wanted, e.g. prefill) and ``chunked``
+(exact within-chunk closed form with a stable segment-sum, sequential across chunks). With CUDA and
 mamba_ssm installed, ``scan="cuda"`` (or ``"auto"`` on a CUDA tensor) calls mamba_ssm's fused
 selective-scan kernel, imported lazily (mamba_ssm 2.x imports its CUDA extension at import).
 """
@@ -39,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-SCANS = ("auto", "loop", "chunked", "cuda")
+SCANS = ("auto", "fused", "loop", "chunked", "cuda")
 
 
 @dataclass
@@ -92,6 +94,42 @@ def scan_loop(dA: Tensor, dBx: Tensor, h0: Tensor | None = None) -> tuple[Tensor
         h = torch.addcmul(b, a, h)
         out.append(h)
     return torch.stack(out, 1), h
+
+
+class ScanReadout(torch.autograd.Function):
+    """y_t = <h_t, C_t> with h_t = dA_t * h_{t-1} + dBx_t, h_0 = 0, as ONE autograd node.
+
+    Shapes: dA, dBx (B, T, D, N); C (B, T, N); y (B, T, D). Backward (reverse-mode of the
+    linear recurrence): with G_t = dL/dy_t (x) C_t the direct gradient on h_t,
+
+        g_T = G_T,   g_t = G_t + dA_{t+1} * g_{t+1}      (g_t = dL/dh_t)
+        dL/dBx_t = g_t,   dL/dA_t = g_t * h_{t-1},   dL/dC_t = sum_d dL/dy_t[d] h_t[d, :].
+
+    The same float operations as ``scan_loop`` in the forward pass; the backward runs T fused
+    multiply-adds instead of autograd's per-step graph (fewer, larger memory passes on CPU).
+    """
+
+    @staticmethod
+    def forward(ctx, dA: Tensor, dBx: Tensor, C: Tensor) -> Tensor:
+        hs = torch.empty_like(dBx)
+        h = torch.zeros_like(dBx[:, 0])
+        for t in range(dBx.shape[1]):
+            h = torch.addcmul(dBx[:, t], dA[:, t], h, out=hs[:, t])
+        ctx.save_for_backward(dA, hs, C)
+        return (hs @ C.unsqueeze(-1)).squeeze(-1)
+
+    @staticmethod
+    def backward(ctx, gy: Tensor):
+        dA, hs, C = ctx.saved_tensors
+        T = hs.shape[1]
+        gh = gy.unsqueeze(-1) * C.unsqueeze(2)                      # G_t, then g_t in place
+        for t in range(T - 2, -1, -1):
+            gh[:, t].addcmul_(dA[:, t + 1], gh[:, t + 1])
+        g_dA = torch.zeros_like(dA)
+        if T > 1:
+            torch.mul(gh[:, 1:], hs[:, :-1], out=g_dA[:, 1:])
+        g_C = (gy.unsqueeze(-2) @ hs).squeeze(-2)                   # (B, T, N)
+        return g_dA, gh, g_C
 
 
 def scan_chunked(logA: Tensor, dBx: Tensor, chunk: int = 16,
@@ -199,11 +237,14 @@ class MambaMixer(nn.Module):
             A = -torch.exp(self.A_log)                                # (di, N)
             logA = dt.unsqueeze(-1) * A                               # (B, T, di, N)
             dBx = (dt * x).unsqueeze(-1) * Bm.unsqueeze(2)            # (B, T, di, N)
-            if scan == "chunked":
-                hs, h = scan_chunked(logA, dBx, self.cfg.chunk)
+            if scan in ("auto", "fused") and state is None:
+                y = ScanReadout.apply(torch.exp(logA), dBx, Cm) + self.D * x
             else:
-                hs, h = scan_loop(torch.exp(logA), dBx)
-            y = (hs @ Cm.unsqueeze(-1)).squeeze(-1) + self.D * x
+                if scan == "chunked":
+                    hs, h = scan_chunked(logA, dBx, self.cfg.chunk)
+                else:
+                    hs, h = scan_loop(torch.exp(logA), dBx)
+                y = (hs @ Cm.unsqueeze(-1)).squeeze(-1) + self.D * x
             y = y * F.silu(z)
         if state is not None:
             state["ssm"] = h

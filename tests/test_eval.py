@@ -36,7 +36,7 @@ class ScriptedLM(torch.nn.Module):
         super().__init__()
         self.spec, self.seed = spec, seed
         self.V = spec.vocab_size()
-        self.embedding = torch.zeros(1)
+        self.device = torch.device("cpu")
         self.gold: dict[tuple, np.ndarray] = {}
         for i in range(4):
             b = make_batch(spec, 8, seed, i, TEST)

@@ -74,6 +74,25 @@ def fano_ceiling(items: int, k: int, state_bits: float) -> float:
     return 1.0 - hi
 
 
+def implied_bits(task: str, n: int, accuracy: float, alphabet: int | None = None,
+                 c: int = 2) -> float | None:
+    """The least state (bits) that Fano's inequality allows for average ``accuracy`` on the hard
+    distribution of ``task`` at length n: items * (log2 k - phi(1 - accuracy)), the inverse of
+    :func:`fano_ceiling` (0 at chance or below; items * log2 k at accuracy 1). None when the task
+    has no such distribution at n. This is "the information the accuracy implies" that
+    ``effective bits per state bit`` divides by a model's state bits."""
+    pk = _params(task, n, alphabet, c)
+    if pk is None:
+        return None
+    items, k = pk
+    if k < 2 or items <= 0:
+        return 0.0
+    err = 1.0 - float(accuracy)
+    if err >= 1.0 - 1.0 / k:
+        return 0.0
+    return max(0.0, items * (math.log2(k) - fano_phi(max(err, 0.0), k)))
+
+
 def below(items: int, k: int, state_bits: float, level: float) -> bool:
     """True when Fano proves accuracy < ``level`` (phi(1 - level) < log2 k - S/items)."""
     if k < 2 or items <= 0 or level <= 1.0 / k:

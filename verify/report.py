@@ -251,3 +251,230 @@ def _markdown(r: dict) -> str:
                          f" {_fmt(e['largest_n_solved'])}; effective bits per state bit "
                          f"{_fmt(e.get('effective_bits_per_state_bit'))}")
     return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- experiment file
+def _stats(vals: list[float]) -> dict:
+    import statistics
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals),
+            "seeds": len(vals)}
+
+
+def construction_efficiency(task: str, cons: dict) -> list[dict]:
+    """Per verified n: the information a perfect answer needs (Fano at accuracy 1, the same
+    measure as the learned rows) over the construction's KV-cache bits, layers * heads * 2 *
+    d_head * (sequence length) * p(n): exact, from the verdict that just proved it."""
+    from rnngap.verify.ceilings import implied_bits
+    out = []
+    for p in cons["points"]:
+        if not p.get("verified"):
+            continue
+        kv = p["layers"] * p["heads"] * 2 * p["d_head"] * (p["n"] + 1) * p["precision_bits"]
+        info = implied_bits(task, p["n"], 1.0)
+        out.append({"n": p["n"], "kv_cache_bits": kv, "info_bits": info,
+                    "bits_per_kv_bit": None if info is None else info / kv})
+    return out
+
+
+def build_results_report(task: str, results: str | Path, out: str | Path, seed: int = 0) -> dict:
+    """The report drawn from an experiment results file (experiments/retrieval_scaling), with
+    no re-evaluation: learned accuracy by generation (median and min-max over seeds) at each
+    architecture's chosen learning rate, the verified construction, the Fano ceiling for the
+    learned Mamba's state bits, the state sweep against its ceiling, and effective bits per
+    state bit beside the construction's exact information per KV-cache bit."""
+    from rnngap.verify.ceilings import ceiling
+    rows = [r for r in json.loads(Path(results).read_text()) if r.get("task") == task]
+    if not rows:
+        raise ValueError(f"{results} has no rows for task {task!r}")
+    main = [r for r in rows if r.get("phase") == "main"]
+    if not main:
+        raise ValueError(f"{results} has no 'main' rows for task {task!r}")
+    lr_of = {r["arch"]: r["lr"] for r in main}
+    ds_of = {r["arch"]: r["d_state"] for r in main}
+    # rows of the chosen configuration per architecture (a main run identical to a run of the
+    # lr sweep is stored once, under the sweep's phase)
+    chosen = [r for r in rows if r["lr"] == lr_of.get(r["arch"]) and
+              r["d_state"] == ds_of.get(r["arch"])]
+    ns = sorted({r["n"] for r in chosen})
+    learned = {}
+    for arch in sorted(lr_of):
+        pts = []
+        for n in ns:
+            acc = [r["accuracy_generation"] for r in chosen if r["arch"] == arch and r["n"] == n]
+            pts.append({"n": n, **_stats(acc)} if acc else {"n": n, "median": None})
+        sb = next((r["state_bits"] for r in chosen if r["arch"] == arch), None)
+        learned[arch] = {"lr": lr_of[arch], "d_state": ds_of[arch], "state_bits": sb,
+                         "trainable": sorted({r["trainable"] for r in chosen
+                                              if r["arch"] == arch}),
+                         "points": pts}
+    cons = construction_points(task, ns, seed) if task in RETRIEVAL else None
+    if cons is not None:
+        from rnngap.tasks.registry import make_task
+        import importlib
+        fn = getattr(importlib.import_module(f"rnngap.verify.{task}"), f"verify_{task}")
+        for p in cons["points"]:
+            if p["verified"]:
+                v = fn(make_task(task, n=p["n"]), samples=2, seed=seed)
+                p.update({k: v[k] for k in ("layers", "heads", "d_head")})
+    bits = sorted({v["state_bits"] for v in learned.values() if v["state_bits"]})
+    ceilings = {str(b): [ceiling(task, n, b) for n in ns] for b in bits}
+    # the state sweep: every Mamba row at the sweep's n, grouped by d_state
+    sweep_rows = [r for r in rows if r["arch"] == "mamba" and r.get("phase") == "state"]
+    sweep = []
+    if sweep_rows:
+        n_s = sweep_rows[0]["n"]
+        pool = [r for r in rows if r["arch"] == "mamba" and r["n"] == n_s
+                and r["lr"] == lr_of.get("mamba")]
+        for d in sorted({r["d_state"] for r in pool}):
+            sel = [r for r in pool if r["d_state"] == d]
+            sb = sel[0]["state_bits"]
+            sweep.append({"n": n_s, "d_state": d, "state_bits": sb,
+                          **_stats([r["accuracy_generation"] for r in sel]),
+                          "ceiling": ceiling(task, n_s, sb)})
+    eff = []
+    for (arch, d), sel in _groups([r for r in rows if r["arch"] == "mamba"
+                                   and r["lr"] == lr_of.get("mamba")]).items():
+        for s in sorted({r["seed"] for r in sel}):
+            rs = [r for r in sel if r["seed"] == s]
+            solved = [r for r in rs if r["accuracy_generation"] >= 0.99]
+            at = max(solved, key=lambda r: r["n"]) if solved else \
+                max(rs, key=lambda r: r["effective_bits_per_state_bit"] or 0.0)
+            eff.append({"arch": arch, "d_state": d, "seed": s, "state_bits": at["state_bits"],
+                        "n": at["n"], "solved": bool(solved),
+                        "accuracy": at["accuracy_generation"],
+                        "implied_bits": at["implied_bits"],
+                        "effective_bits_per_state_bit": at["effective_bits_per_state_bit"]})
+    rep = {"task": task, "source": str(results), "ns": ns, "learned": learned,
+           "construction": cons,
+           "construction_efficiency": construction_efficiency(task, cons) if cons else [],
+           "ceilings": ceilings, "state_sweep": sweep, "effective": eff,
+           "notes": {"effective_bits_per_state_bit": "Fano-implied bits of the accuracy "
+                     "(verify.ceilings.implied_bits) at the largest n solved (>= 0.99), or at "
+                     "the n with the most implied bits where none is solved, over state bits",
+                     "bound": "no machine exceeds 1 bit of implied information per state bit"}}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(rep, indent=2))
+    _plot_results(rep, out / "report.png")
+    (out / "report.md").write_text(_markdown_results(rep))
+    return rep
+
+
+def _groups(rows: list[dict]) -> dict:
+    g: dict = {}
+    for r in rows:
+        g.setdefault((r["arch"], r["d_state"]), []).append(r)
+    return dict(sorted(g.items(), key=lambda kv: kv[0][1] or 0))
+
+
+COLORS = {"transformer": "tab:blue", "hybrid": "tab:green", "mamba": "tab:red"}
+
+
+def _plot_results(r: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    ax = axes[0]
+    xs = [math.log2(n) for n in r["ns"]]
+    if r["construction"]:
+        cp = [p for p in r["construction"]["points"] if p["accuracy"] is not None]
+        ax.plot([math.log2(p["n"]) for p in cp], [p["accuracy"] for p in cp], "k-o", lw=2,
+                label=r["construction"]["label"])
+    for s, ys in r["ceilings"].items():
+        ax.plot(xs, ys, "--", color="gray", label=f"bound: ceiling for any {s}-bit-state RNN")
+    for arch, m in r["learned"].items():
+        pts = [p for p in m["points"] if p.get("median") is not None]
+        x = [math.log2(p["n"]) for p in pts]
+        c = COLORS.get(arch)
+        ax.plot(x, [p["median"] for p in pts], "-s", color=c,
+                label=f"{arch} (learned, lr {m['lr']:g}, median of {pts[0]['seeds']} seeds)")
+        ax.fill_between(x, [p["min"] for p in pts], [p["max"] for p in pts], color=c, alpha=0.15)
+    ax.set_xlabel("log2 n")
+    ax.set_ylabel("accuracy by generation (held out)")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_title(f"{r['task']}: construction vs bound vs learned")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6.5, loc="lower left")
+    ax = axes[1]
+    if r["state_sweep"]:
+        sw = r["state_sweep"]
+        x = [math.log2(p["state_bits"]) for p in sw]
+        ax.plot(x, [p["median"] for p in sw], "-s", color=COLORS["mamba"],
+                label="learned Mamba (median, min-max)")
+        ax.fill_between(x, [p["min"] for p in sw], [p["max"] for p in sw],
+                        color=COLORS["mamba"], alpha=0.15)
+        ax.plot(x, [p["ceiling"] for p in sw], "--", color="gray",
+                label="Fano ceiling for the same bits")
+        for p, xi in zip(sw, x, strict=True):
+            ax.annotate(f"N={p['d_state']}", (xi, p["median"]), fontsize=7,
+                        textcoords="offset points", xytext=(3, -10))
+        ax.set_title(f"state sweep at n={sw[0]['n']}")
+        ax.legend(fontsize=7, loc="lower right")
+    ax.set_xlabel("log2 state bits")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.05)
+    ax.grid(alpha=0.3)
+    ax = axes[2]
+    labels, vals, cols = [], [], []
+    for e in r["effective"]:
+        labels.append(f"Mamba N={e['d_state']} s{e['seed']}")
+        vals.append(e["effective_bits_per_state_bit"] or 0.0)
+        cols.append(COLORS["mamba"])
+    for c in r["construction_efficiency"]:
+        labels.append(f"construction n={c['n']} (per KV bit)")
+        vals.append(c["bits_per_kv_bit"] or 0.0)
+        cols.append("k")
+    if vals:
+        ax.barh(range(len(vals)), vals, color=cols)
+        ax.set_yticks(range(len(vals)), labels, fontsize=6)
+        ax.axvline(1.0, ls="--", color="gray", label="bound: 1 bit per state bit")
+        ax.set_xscale("log")
+        ax.legend(fontsize=7)
+    ax.set_title("information per bit carried")
+    ax.set_xlabel("implied bits / state (or KV-cache) bits")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _markdown_results(r: dict) -> str:
+    archs = list(r["learned"])
+    lines = [f"# {r['task']}: construction vs bound vs learned (from {r['source']})", "",
+             "![report](report.png)", "",
+             "| n | construction | " + " | ".join(f"{a} median [min, max]" for a in archs)
+             + "".join(f" | ceiling S={s}" for s in r["ceilings"]) + " |",
+             "|---|---|" + "---|" * (len(archs) + len(r["ceilings"]))]
+    for i, n in enumerate(r["ns"]):
+        c = r["construction"]["points"][i]["accuracy"] if r["construction"] else None
+        cells = []
+        for a in archs:
+            p = r["learned"][a]["points"][i]
+            cells.append("-" if p.get("median") is None else
+                         f"{p['median']:.3f} [{p['min']:.3f}, {p['max']:.3f}]")
+        ceil = [_fmt(ys[i]) for ys in r["ceilings"].values()]
+        lines.append(f"| {n} | {_fmt(c)} | " + " | ".join(cells + ceil) + " |")
+    if r["state_sweep"]:
+        lines += ["", f"State sweep (Mamba at n = {r['state_sweep'][0]['n']}):", "",
+                  "| d_state | state bits | median [min, max] | Fano ceiling |",
+                  "|---|---|---|---|"]
+        lines += [f"| {p['d_state']} | {p['state_bits']} | {p['median']:.3f} "
+                  f"[{p['min']:.3f}, {p['max']:.3f}] | {p['ceiling']:.3f} |"
+                  for p in r["state_sweep"]]
+    lines += ["", "Effective bits per state bit (learned Mamba; bound: <= 1):", "",
+              "| model | seed | state bits | at n | solved (>= 0.99) | accuracy | implied bits "
+              "| effective bits / state bit |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| Mamba d_state={e['d_state']} | {e['seed']} | {e['state_bits']} | {e['n']} | "
+              f"{'yes' if e['solved'] else 'no'} | {e['accuracy']:.3f} | "
+              f"{_fmt(e['implied_bits'])} | {e['effective_bits_per_state_bit']:.2e} |"
+              for e in r["effective"]]
+    if r["construction_efficiency"]:
+        lines += ["", "Hand-set Transformer construction (verified for every input; exact):", "",
+                  "| n | KV-cache bits | information bits | bits per KV bit |", "|---|---|---|---|"]
+        lines += [f"| {c['n']} | {c['kv_cache_bits']} | {_fmt(c['info_bits'])} | "
+                  f"{_fmt(c['bits_per_kv_bit'])} |" for c in r["construction_efficiency"]]
+    lines += ["", f"Note: {r['notes']['effective_bits_per_state_bit']}; "
+              f"{r['notes']['bound']}."]
+    return "\n".join(lines) + "\n"
