@@ -145,7 +145,7 @@ def test_sigint_saves_checkpoint_then_resume_matches(tmp_path: Path) -> None:
     reaches the same final weights as an uninterrupted in-process run."""
     args = ["train", "--task", "index", "--n", "6", "--arch", "mamba", "--size", "tiny",
             "--steps", "150", "--batch-size", "8", "--ckpt-every", "5", "--eval-every", "150",
-            "--warmup", "5", "--no-progress", "--threads", "1"]
+            "--warmup", "5", "--no-progress", "--threads", "1", "--embedding", "official"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([*RNNGAP, *args, "--out", str(tmp_path / "k")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

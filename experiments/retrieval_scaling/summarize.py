@@ -1,0 +1,156 @@
+"""results.json (+ meta.json, diagnose.json) -> report-ar/, report-index/ (figures, via
+``rnngap report --results``) and RESULTS.md. Every number below is read from those files.
+
+    python experiments/retrieval_scaling/summarize.py
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _med(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.3f} [{min(xs):.3f}, {max(xs):.3f}]" if xs else "-"
+
+
+def main() -> None:
+    from rnngap.verify.report import build_results_report
+
+    rows = json.loads((HERE / "results.json").read_text())
+    meta = json.loads((HERE / "meta.json").read_text())
+    diag = json.loads((HERE / "diagnose.json").read_text()) if (HERE / "diagnose.json").exists() \
+        else None
+    reps = {t: build_results_report(t, HERE / "results.json", HERE / f"report-{t}")
+            for t in ("ar", "index") if any(r["task"] == t for r in rows)}
+    best = meta["best_lr"]
+    L: list[str] = ["# Retrieval scaling at CPU scale (claim C8): results", ""]
+    cpu = sum(r["cpu_s"] for r in rows)
+    L += ["Made by (2 workers, 1 torch thread each, on a 2-core machine):", "", "```",
+          meta["command"].strip(), "python experiments/retrieval_scaling/summarize.py", "```", "",
+          f"CPU time of all {len(rows)} runs (train + held-out eval, summed over processes): "
+          f"**{cpu / 60:.1f} CPU-minutes** (budget: 90). Machine: {meta['machine']}, torch "
+          f"{meta['torch']}. Settings: {meta['steps']} steps of {meta['batch_size']} samples, "
+          f"warmup {meta['warmup']}, cosine to 0.1, AdamW (wd 0.01), grad clip 1, learned "
+          f"embedding, length mixture from n = {meta['mix_min_n']} "
+          f"({'8, 16, ..., n' if meta['mix_min_n'] else 'off'}), {meta['eval_samples']} held-out "
+          "test inputs per run, accuracy by greedy generation.", ""]
+    L += ["## Models (matched trainable parameters)", "", "| arch | config | trainable (n=8 .. 128) |",
+          "|---|---|---|"]
+    for arch, kw in meta["arch_kw"].items():
+        tr = sorted({r["trainable"] for r in rows if r["arch"] == arch and r["phase"] != "state"})
+        L.append(f"| {arch} | {kw} | {tr[0]:,} .. {tr[-1]:,} |")
+    L += ["", "The embedding tables grow with the vocabulary (n + 1 tokens) and the position "
+          "table with n, identically for every architecture.", ""]
+    # learning-rate sweep
+    lr_rows = [r for r in rows if r["phase"] == "lr"]
+    if lr_rows:
+        n_lr = lr_rows[0]["n"]
+        lrs = sorted({r["lr"] for r in lr_rows})
+        L += [f"## Learning-rate sweep (AR, n = {n_lr}, seed 0)", "",
+              "| arch | " + " | ".join(f"lr {x:g}" for x in lrs) + " | chosen |",
+              "|---|" + "---|" * (len(lrs) + 1)]
+        for arch in sorted({r["arch"] for r in lr_rows}):
+            cells = []
+            for x in lrs:
+                rr = [r for r in lr_rows if r["arch"] == arch and r["lr"] == x]
+                cells.append(f"{rr[0]['accuracy_generation']:.3f}" if rr else "-")
+            L.append(f"| {arch} | " + " | ".join(cells) + f" | {best[arch]:g} |")
+        L += ["", "Chosen: the highest held-out accuracy, ties broken by the lower final "
+              "training loss. Every comparison below uses each architecture's own choice.", ""]
+    # main tables + outcome checks
+    outcomes = []
+    for t, rep in reps.items():
+        archs = list(rep["learned"])
+        L += [f"## {t.upper()}: accuracy by generation on held-out inputs (median [min, max] "
+              f"over seeds)", "", f"![{t}](report-{t}/report.png)", "",
+              "| n | input space | trained samples | construction | "
+              + " | ".join(archs) + " |", "|---|---|---|---|" + "---|" * len(archs)]
+        for i, n in enumerate(rep["ns"]):
+            sp = next((r["input_space"] for r in rows if r["task"] == t and r["n"] == n), None)
+            ts = next((r["train_samples"] for r in rows if r["task"] == t and r["n"] == n), None)
+            sp_s = f"{int(sp):.2e}" if sp and len(sp) > 6 else str(sp)
+            c = rep["construction"]["points"][i]["accuracy"] if rep["construction"] else None
+            cells = []
+            for a in archs:
+                p = rep["learned"][a]["points"][i]
+                cells.append("-" if p.get("median") is None else
+                             f"{p['median']:.3f} [{p['min']:.3f}, {p['max']:.3f}]")
+            L.append(f"| {n} | {sp_s} | {ts:,} | {'verified' if c == 1.0 else '-'} | "
+                     + " | ".join(cells) + " |")
+        L += ["", f"Report data: `report-{t}/report.json`; table and figure: "
+              f"`rnngap report --task {t} --results experiments/retrieval_scaling/results.json "
+              f"--out experiments/retrieval_scaling/report-{t}`.", ""]
+        for a in ("transformer", "hybrid"):
+            if a in rep["learned"]:
+                pts = [p for p in rep["learned"][a]["points"] if p["n"] <= 64]
+                ok = all((p.get("median") or 0) >= 0.99 for p in pts)
+                bad = [f"n={p['n']}: {p['median']:.3f}" for p in pts
+                       if (p.get("median") or 0) < 0.99]
+                outcomes.append((f"{t}: {a} median >= 0.99 at every n <= 64",
+                                 ok, "met" if ok else "MISSED (" + ", ".join(bad) + ")"))
+        if "mamba" in rep["learned"]:
+            med = [(p["n"], p.get("median")) for p in rep["learned"]["mamba"]["points"]]
+            first = next((n for n, m in med if m is not None and m < 0.99), None)
+            dec = all((med[i][1] or 0) >= (med[i + 1][1] or 0) - 0.02 for i in range(len(med) - 1))
+            outcomes.append((f"{t}: Mamba at fixed size degrades as n grows", dec and first
+                             is not None, f"median by n: "
+                             + ", ".join(f"{n}: {m:.3f}" for n, m in med if m is not None)
+                             + f"; first n below 0.99: {first}"))
+    # state sweep
+    for t, rep in reps.items():
+        sw = rep["state_sweep"]
+        if not sw:
+            continue
+        L += [f"## State sweep: Mamba on {t.upper()} at n = {sw[0]['n']}", "",
+              "| d_state | state bits (float32) | accuracy median [min, max] | Fano ceiling |",
+              "|---|---|---|---|"]
+        L += [f"| {p['d_state']} | {p['state_bits']:,} | {p['median']:.3f} [{p['min']:.3f}, "
+              f"{p['max']:.3f}] | {p['ceiling']:.3f} |" for p in sw]
+        lo, hi = sw[0], sw[-1]  # smallest and largest state
+        # "moved": the seed ranges of the smallest and the largest state do not overlap
+        moved = lo["max"] < hi["min"] or hi["max"] < lo["min"]
+        outcomes.append((f"{t}: moving Mamba's state size moves its accuracy at fixed n", moved,
+                         "accuracy by d_state: " + ", ".join(
+                             f"N={p['d_state']}: {p['median']:.3f}" for p in sw)))
+        L += [""]
+    # effective bits
+    for t, rep in reps.items():
+        if not rep["effective"]:
+            continue
+        L += [f"## Effective bits per state bit ({t.upper()})", "",
+              "Information the accuracy implies (Fano, `verify.ceilings.implied_bits`) at the "
+              "largest n the model solves (>= 0.99), or where it is largest if none is solved, "
+              "divided by the state bits. Any machine: <= 1.", "",
+              "| model | seed | state bits | at n | solved | accuracy | implied bits | per state "
+              "bit |", "|---|---|---|---|---|---|---|---|"]
+        L += [f"| Mamba N={e['d_state']} | {e['seed']} | {e['state_bits']:,} | {e['n']} | "
+              f"{'yes' if e['solved'] else 'no'} | {e['accuracy']:.3f} | "
+              f"{e['implied_bits']:.1f} | {e['effective_bits_per_state_bit']:.2e} |"
+              for e in rep["effective"]]
+        ce = rep["construction_efficiency"]
+        if ce:
+            L += ["", "The hand-set construction (verified on every input; exact): "
+                  + "; ".join(f"n={c['n']}: {c['info_bits']:.0f} bits over {c['kv_cache_bits']:,} "
+                              f"KV-cache bits = {c['bits_per_kv_bit']:.3f}" for c in ce) + "."]
+        L += [""]
+    L += ["## Outcomes asked for (computed from the rows above)", "",
+          "| outcome | status | evidence |", "|---|---|---|"]
+    L += [f"| {o} | {'met' if ok else 'MISSED'} | {ev} |" for o, ok, ev in outcomes]
+    L += [""]
+    if diag:
+        L += ["## Diagnosis: why the models did not learn (one change at a time, AR, seed 0)", "",
+              "`" + diag["command"].strip() + "`", "",
+              "| probe | change | n | alphabet | steps | accuracy | CPU s |", "|---|---|---|---|---|---|---|"]
+        L += [f"| {r['probe']} | {r['what']} | {r['n']} | {r['alphabet']} | {r['steps']} | "
+              f"{r['accuracy_generation']:.3f} | {r['cpu_s']:.0f} |" for r in diag["rows"]]
+        L += ["", "See docs/learning.md for the reading of this table.", ""]
+    (HERE / "RESULTS.md").write_text("\n".join(L) + "\n")
+    print("\n".join(L))
+
+
+if __name__ == "__main__":
+    main()
