@@ -18,13 +18,7 @@ from rnngap.learned.train import TrainConfig, train
 from rnngap.models.lm import LM
 from rnngap.tasks import istree
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ScriptedLM(torch.nn.Module):

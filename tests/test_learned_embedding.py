@@ -28,13 +28,7 @@ from rnngap.learned.evaluate import evaluate, load_run
 from rnngap.learned.train import TrainConfig, train
 from rnngap.models.lm import LM, LMConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_learned(data: DataSpec, arch: str = "transformer") -> LMConfig:

@@ -26,13 +26,7 @@ from rnngap.learned.train import TrainConfig, lr_at, train
 DATA = DataSpec("istree", 6, "cot")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread avoids oversubscription on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 TC = TrainConfig(steps=10, batch_size=4, lr=3e-3, warmup=2, log_every=2, eval_every=5,
                  eval_batches=1, ckpt_every=3)
 

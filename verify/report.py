@@ -309,8 +309,9 @@ def build_results_report(task: str, results: str | Path, out: str | Path, seed: 
                          "points": pts}
     cons = construction_points(task, ns, seed) if task in RETRIEVAL else None
     if cons is not None:
-        from rnngap.tasks.registry import make_task
         import importlib
+
+        from rnngap.tasks.registry import make_task
         fn = getattr(importlib.import_module(f"rnngap.verify.{task}"), f"verify_{task}")
         for p in cons["points"]:
             if p["verified"]:

@@ -97,7 +97,7 @@ def main() -> None:
             first = next((n for n, m in med if m is not None and m < 0.99), None)
             dec = all((med[i][1] or 0) >= (med[i + 1][1] or 0) - 0.02 for i in range(len(med) - 1))
             outcomes.append((f"{t}: Mamba at fixed size degrades as n grows", dec and first
-                             is not None, f"median by n: "
+                             is not None, "median by n: "
                              + ", ".join(f"{n}: {m:.3f}" for n, m in med if m is not None)
                              + f"; first n below 0.99: {first}"))
     # state sweep
