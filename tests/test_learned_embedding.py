@@ -260,3 +260,68 @@ def test_istree_eval_stops_malformed_transcripts_at_once() -> None:
     assert res["accuracy_generation"] == 0.0
     assert res["malformed_stopped"] == 16
     assert lm.steps == 0  # stopped after the first generated token, not at the length cap
+
+
+# ----------------------------------------------------------------------------- report
+def _row(phase, n, arch, seed, acc, lr=3e-3, d_state=8, sb=45056):
+    from rnngap.verify.ceilings import implied_bits
+    is_m = arch == "mamba"
+    imp = implied_bits("ar", n, acc)
+    return {"phase": phase, "task": "ar", "n": n, "arch": arch, "seed": seed, "lr": lr,
+            "d_state": d_state if arch != "transformer" else None,
+            "state_bits": sb if is_m else None, "trainable": 1000, "accuracy_generation": acc,
+            "implied_bits": imp, "effective_bits_per_state_bit": imp / sb if is_m else None,
+            "name": f"{phase}-{n}-{arch}-{seed}-{d_state}"}
+
+
+@pytest.mark.timeout(120)
+def test_report_from_results_file(tmp_path: Path) -> None:
+    from rnngap.commands.report import report as report_cmd
+    rows = [_row("lr", 8, "transformer", 0, 0.2, lr=1e-3), _row("lr", 8, "transformer", 0, 1.0)]
+    rows += [_row("main", n, "transformer", s, a) for n, accs in ((8, (1.0, 0.99, 1.0)),
+             (16, (0.5, 0.9, 1.0))) for s, a in enumerate(accs)]
+    rows += [_row("main", n, "mamba", s, a) for n, accs in ((8, (1.0, 0.6, 0.2)),
+             (16, (0.3, 0.1, 0.2))) for s, a in enumerate(accs)]
+    rows += [_row("state", 8, "mamba", s, 0.1, d_state=1, sb=16384) for s in range(3)]
+    f = tmp_path / "results.json"
+    f.write_text(json.dumps(rows))
+    res = CliRunner().invoke(report_cmd, ["--task", "ar", "--results", str(f), "--out",
+                                          str(tmp_path / "rep"), "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output)
+    t = rep["learned"]["transformer"]
+    assert t["lr"] == 3e-3 and [p["median"] for p in t["points"]] == [1.0, 0.9]
+    assert [p["min"] for p in t["points"]] == [0.99, 0.5]
+    assert [p["n"] for p in rep["construction"]["points"]] == [8, 16]
+    assert all(p["verified"] for p in rep["construction"]["points"])
+    assert [(p["d_state"], p["median"]) for p in rep["state_sweep"]] == [(1, 0.1), (8, 0.6)]
+    eff = {(e["d_state"], e["seed"]): e for e in rep["effective"]}
+    assert eff[(8, 0)]["solved"] and eff[(8, 0)]["n"] == 8      # 1.0 at n = 8
+    assert not eff[(8, 1)]["solved"]
+    assert 0 < eff[(8, 0)]["effective_bits_per_state_bit"] < 1
+    assert (tmp_path / "rep" / "report.png").stat().st_size > 1000
+    # bad input: one-line errors
+    bad = tmp_path / "bad.json"
+    bad.write_text("[{}]")
+    res = CliRunner().invoke(report_cmd, ["--task", "ar", "--results", str(bad), "--out",
+                                          str(tmp_path / "r2")])
+    assert res.exit_code == 1 and "no rows for task" in res.output
+    res = CliRunner().invoke(report_cmd, ["--task", "ar", "--results", str(f), "--runs",
+                                          str(tmp_path), "--out", str(tmp_path / "r3")])
+    assert res.exit_code == 2
+
+
+@pytest.mark.timeout(180)
+def test_report_runs_with_a_learned_run(tmp_path: Path) -> None:
+    """--runs with a learned-embedding run: evaluated where its tables fit, '-' beyond."""
+    from rnngap.commands.report import report as report_cmd
+    data = DataSpec("ar", 8)
+    tc = TrainConfig(steps=5, batch_size=8, lr=3e-3, warmup=1, eval_every=5, ckpt_every=5)
+    train(tmp_path / "r", _tiny_learned(data, "mamba"), data, tc, progress=False)
+    res = CliRunner().invoke(report_cmd, ["--task", "ar", "--runs", str(tmp_path / "r"),
+                                          "--out", str(tmp_path / "rep"), "--n-min", "4",
+                                          "--n-max", "16", "--samples", "8", "--json"])
+    assert res.exit_code == 0, res.output
+    pts = json.loads(res.output)["models"][0]["points"]
+    assert [p["accuracy"] is not None for p in pts] == [True, True, False]
+    assert "learned embedding" in pts[2]["error"]
