@@ -220,10 +220,10 @@ def main() -> None:
     ap.add_argument("--archs", default="transformer,hybrid,mamba")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--lrs", default="1e-3,3e-3,1e-2")
-    ap.add_argument("--lr-n", type=int, default=16)
+    ap.add_argument("--lr-n", type=int, default=64)
     ap.add_argument("--state-task", default="ar")
     ap.add_argument("--state-n", type=int, default=8)
-    ap.add_argument("--state-ds", default="1,4,8,32")
+    ap.add_argument("--state-ds", default="1,8,32")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--mix-min-n", type=int, default=8,
                     help="train on lengths 8, 16, ..., n (one per batch); 0: every batch at n")
