@@ -10,7 +10,8 @@ from rnngap.commands._common import dump_json
 @click.command(context_settings={"show_default": True})
 @click.option("--arch", type=click.Choice(["transformer", "mamba", "hybrid", "rnn", "llama"]),
               required=True)
-@click.option("--size", type=click.Choice(["tiny", "0.5m", "1m", "2m"]), default="0.5m")
+@click.option("--size", type=click.Choice(["tiny", "small", "0.5m", "1m", "2m"]),
+              default="0.5m")
 @click.option("--n", type=int, default=16,
               help="IsTree n, 4 <= n <= 8192 (sets the vocabulary: n + 17).")
 @click.option("--context", type=int, default=None,

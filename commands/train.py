@@ -34,9 +34,12 @@ def _build(o: dict, vocab_size: int | None = None):
     from rnngap.learned.data import DataSpec
     from rnngap.learned.train import TrainConfig
 
+    mix = o.get("mix_min_n")
+    if mix is None and o["task"] != "istree":
+        mix = DEFAULT_MIX_MIN_N if o["n"] > DEFAULT_MIX_MIN_N else None
     data = DataSpec(task=o["task"], n=o["n"], fmt=o["fmt"], family=o["family"],
                     official_quirks=o["official_quirks"], params=_task_params(o["task_param"]),
-                    min_n=o.get("mix_min_n"))
+                    min_n=mix or None)
     vs = data.vocab_size() if vocab_size is None else vocab_size
     arch = canonical_arch(o["arch"])
     emb = o.get("embedding") or default_embedding(data.task)
@@ -51,13 +54,19 @@ def _build(o: dict, vocab_size: int | None = None):
         model = official_json_config(o["config"], arch, vs)
         model = type(model)(**{**model.__dict__, **extra})
     else:
-        model = named_config(arch, o["size"], vs, **extra)
+        from rnngap.learned.configs import default_size
+        size = o["size"] or default_size(data.task)
+        model = named_config(arch, size, vs, **extra)
     lr = o["lr"] if o["lr"] is not None else default_lr(arch, emb)
     tc = TrainConfig(steps=o["steps"], batch_size=o["batch_size"], lr=lr, warmup=o["warmup"],
                      weight_decay=o["weight_decay"], grad_clip=o["grad_clip"], seed=o["seed"],
                      log_every=o["log_every"], eval_every=o["eval_every"],
                      eval_batches=o["eval_batches"], ckpt_every=o["ckpt_every"])
     return model, data, tc
+
+
+#: retrieval tasks train on lengths 8, 16, ..., n by default (``--mix-min-n 0``: only n)
+DEFAULT_MIX_MIN_N = 8
 
 
 def default_embedding(task: str) -> str:
@@ -102,11 +111,14 @@ _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
 @click.option("--mix-min-n", type=int, default=None,
               help="Retrieval tasks: train on a mixture of lengths MIN, 2 MIN, 4 MIN, ... and n "
                    "(one uniformly drawn length per batch, alphabet of n); evaluation stays at "
-                   "n. The short batches let the retrieval circuit form early (docs/learning.md).")
+                   "n. The short batches let the retrieval circuit form early (docs/learning.md)."
+                   " 0: every batch at n [default: 8 for the retrieval tasks when n > 8].")
 @click.option("--arch", type=click.Choice(ARCHES), default="mamba",
               help="Backbone (rnn = mamba, llama = transformer).")
-@click.option("--size", type=click.Choice(["tiny", "0.5m", "1m", "2m"]), default="0.5m",
-              help="Official size (or tiny for smoke runs).")
+@click.option("--size", type=click.Choice(["tiny", "small", "0.5m", "1m", "2m"]), default=None,
+              help="Official size 0.5m/1m/2m, small (d_model 32, ~20k parameters: the "
+                   "retrieval-scaling sizes) or tiny (smoke runs) [default: 0.5m for istree, "
+                   "small for the retrieval tasks].")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="An official rnn-icrag JSON config file instead of --size.")
 @click.option("--embedding", type=click.Choice(["official", "learned"]), default=None,
@@ -252,7 +264,7 @@ def _merge(stored: dict, o: dict, explicit: list[str]) -> dict:
     """Options as the stored run had them, overridden by the explicitly given ones."""
     m, d, t = stored["model"], stored["data"], stored["train"]
     base = {"task": d["task"], "n": d["n"], "fmt": d["fmt"], "family": d["family"],
-            "official_quirks": d["official_quirks"], "mix_min_n": d.get("min_n"),
+            "official_quirks": d["official_quirks"], "mix_min_n": d.get("min_n") or 0,
             "task_param": tuple(f"{k}={v}" for k, v in d["params"].items()),
             "arch": m["arch"], "size": None, "config": None, "scan": m["scan"],
             "embedding": m.get("embedding", "official"),

@@ -25,7 +25,7 @@ from pathlib import Path
 from rnngap.models.lm import ARCHS, LMConfig
 
 ARCH_ALIASES = {"rnn": "mamba", "llama": "transformer"}
-SIZES = ("tiny", "0.5m", "1m", "2m")
+SIZES = ("tiny", "small", "0.5m", "1m", "2m")
 
 #: (arch, size) -> LMConfig keyword arguments (vocab_size and max_len are added per task).
 OFFICIAL: dict[tuple[str, str], dict] = {
@@ -42,6 +42,13 @@ OFFICIAL: dict[tuple[str, str], dict] = {
     ("mamba", "tiny"): {"d_model": 16, "n_layers": 2, "d_state": 4},
     ("transformer", "tiny"): {"d_model": 16, "n_layers": 2, "n_heads": 2, "d_mlp": 32},
     ("hybrid", "tiny"): {"d_model": 16, "n_layers": 1, "d_state": 4, "n_heads": 2, "d_mlp": 32},
+    # small: the retrieval-scaling sizes (about 20k backbone parameters each; the default for
+    # the retrieval tasks). The hybrid is Mamba -> ONE attention layer -> Mamba: with the
+    # attention on top it did not learn AR at this size (docs/learning.md).
+    ("transformer", "small"): {"d_model": 32, "n_layers": 2, "n_heads": 2, "d_mlp": 64},
+    ("mamba", "small"): {"d_model": 32, "n_layers": 2, "d_state": 8},
+    ("hybrid", "small"): {"d_model": 32, "n_layers": 2, "d_state": 8, "n_heads": 2, "d_mlp": 16,
+                          "attn_position": 1},
 }
 
 #: the official trainable-parameter counts this module must reproduce (see tests/test_lm.py).
@@ -66,9 +73,14 @@ def canonical_arch(arch: str) -> str:
     return a
 
 
+def default_size(task: str) -> str:
+    """``0.5m`` (official) for IsTree, ``small`` for the retrieval tasks."""
+    return "0.5m" if task == "istree" else "small"
+
+
 def named_config(arch: str, size: str, vocab_size: int, max_len: int = 8192,
                  **overrides) -> LMConfig:
-    """The LMConfig for an official (or tiny) size."""
+    """The LMConfig for an official (or tiny / small) size."""
     a = canonical_arch(arch)
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; known: {', '.join(SIZES)}")

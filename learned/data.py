@@ -88,8 +88,12 @@ class DataSpec:
                 if not isinstance(self.min_n, int) or not 1 <= self.min_n <= self.n:
                     raise ValueError(f"--mix-min-n must be an integer in [1, n={self.n}], got "
                                      f"{self.min_n!r}")
-                for m in self.mix_lengths():
-                    self.task_obj(m)  # every length of the mixture must be a valid task
+                for m in self.mix_lengths():  # every length of the mixture must be a task
+                    try:
+                        self.task_obj(m)
+                    except ValueError as exc:
+                        raise ValueError(f"--mix-min-n {self.min_n}: length {m} of the mixture "
+                                         f"is not a valid task ({exc})") from None
         if self.task == "istree" and self.min_n is not None:
             raise ValueError("--mix-min-n applies to the retrieval tasks only")
 

@@ -325,3 +325,38 @@ def test_report_runs_with_a_learned_run(tmp_path: Path) -> None:
     pts = json.loads(res.output)["models"][0]["points"]
     assert [p["accuracy"] is not None for p in pts] == [True, True, False]
     assert "learned embedding" in pts[2]["error"]
+
+
+# ----------------------------------------------------------------------------- mixture/defaults
+def test_length_mixture_batches() -> None:
+    spec = DataSpec("ar", 32, min_n=8)
+    assert spec.mix_lengths() == [8, 16, 32]
+    lens = {make_batch(spec, 4, 0, i, TRAIN).tokens.shape[1] for i in range(60)}
+    assert lens == {10, 18, 34}  # rows of n + 1 tokens plus the answer
+    assert {make_batch(spec, 4, 0, i, TEST).tokens.shape[1] for i in range(5)} == {34}
+    big = int(make_batch(spec, 64, 0, 0, TRAIN).tokens.max())
+    assert big < spec.vocab_size() == 33  # short batches use the alphabet of n
+    with pytest.raises(ValueError, match="mixture"):
+        DataSpec("ar", 32, min_n=5)
+    with pytest.raises(ValueError, match="retrieval tasks only"):
+        DataSpec("istree", 8, min_n=4)
+
+
+def test_cli_defaults_for_retrieval_and_istree(tmp_path: Path) -> None:
+    r = CliRunner()
+    res = r.invoke(train_cmd, ["--task", "ar", "--n", "16", "--arch", "hybrid", "--steps", "2",
+                               "--batch-size", "4", "--no-progress", "--out",
+                               str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert cfg["model"]["embedding"] == "learned" and cfg["model"]["d_model"] == 32
+    assert cfg["model"]["attn_position"] == 1 and cfg["data"]["min_n"] == 8
+    assert cfg["model"]["max_len"] == 18
+    res = r.invoke(train_cmd, ["--resume", str(tmp_path / "a"), "--steps", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(train_cmd, ["--task", "istree", "--n", "6", "--format", "cot", "--arch",
+                               "mamba", "--size", "tiny", "--steps", "1", "--batch-size", "2",
+                               "--no-progress", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert cfg["model"]["embedding"] == "official" and cfg["data"]["min_n"] is None
