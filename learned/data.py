@@ -223,7 +223,8 @@ def make_batch(spec: DataSpec, batch: int, seed: int, index: int, stream: int = 
     have = 0
     for attempt in range(MAX_ROUNDS):
         s = batch_seed(seed, index, stream, attempt)
-        draw = min(batch * over + 8, 1 << 16)
+        # oversample the held-out part 16x, but keep one draw near 64 MB of int64 tokens
+        draw = min(batch * over + 8, max(batch + 8, (1 << 23) // (spec.n + 2)))
         if spec.task == "istree":
             from rnngap.tasks import istree
             edges, labels = istree.sample_graphs(spec.n, draw, spec.family, seed=s,
