@@ -69,7 +69,7 @@ def probe(name: str, what: str, arch: str, kw: dict, n: int, steps: int, *, lr: 
     row = {"probe": name, "what": what, "arch": arch, "n": n, "alphabet": test.vocab_size(),
            "steps": steps, "batch_size": 32, "lr": lr, "embedding": embedding,
            "positions": positions, "tok_std": tok_std if tok_std is not None else 1.0,
-           "mix_min_n": min_n, "final_train_loss": float(loss), "accuracy_generation": acc,
+           "mix_min_n": min_n, "final_train_loss": float(loss.detach()), "accuracy_generation": acc,
            "trainable": lm.trainable_parameters(), "cpu_s": time.process_time() - c0}
     print(f"{name:16s} {what:58s} acc {acc:.3f} ({row['cpu_s']:.0f} cpu-s)", flush=True)
     return row
