@@ -115,6 +115,24 @@ def main() -> None:
             opt.step()
         out["threads_test"][str(threads)] = time.perf_counter() - t0
         print(f"   {threads} thread(s): {out['threads_test'][str(threads)]:.1f} s")
+    print("4. the same, two processes side by side (as the experiment runs them)")
+    import subprocess
+    import sys
+    snippet = ("import time,torch,sys;torch.set_num_threads(int(sys.argv[1]));"
+               "from rnngap.models.lm import LM;from rnngap.learned.configs import named_config;"
+               "torch.manual_seed(0);lm=LM(named_config('hybrid','tiny',17));"
+               "opt=torch.optim.AdamW(lm.parameters(),lr=1e-3,foreach=False);"
+               "x=torch.randint(0,17,(64,17));t=time.perf_counter()\n"
+               "for _ in range(200):\n l=lm(x)[:,-1].logsumexp(-1).mean();opt.zero_grad();"
+               "l.backward();opt.step()\nprint(time.perf_counter()-t)")
+    for threads in (os.cpu_count() or 1, 1):
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", snippet, str(threads)],
+                                  stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        each = [float(p.communicate()[0]) for p in procs]
+        wall = time.perf_counter() - t0
+        out["threads_test"][f"2 procs x {threads}"] = {"each_s": each, "wall_s": wall}
+        print(f"   2 processes x {threads} thread(s): {max(each):.1f} s each (wall {wall:.1f} s)")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1)

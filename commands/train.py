@@ -69,6 +69,19 @@ def _build(o: dict, vocab_size: int | None = None):
 DEFAULT_MIX_MIN_N = 8
 
 
+#: (steps, batch size, warmup) when not given: IsTree as before; the retrieval tasks use the
+#: retrieval-scaling recipe (experiments/retrieval_scaling/RESULTS.md)
+DEFAULT_SCHEDULE = {"istree": (1000, 64, 100), "retrieval": (3000, 32, 50)}
+
+
+def fill_schedule_defaults(o: dict) -> dict:
+    """``o`` with --steps / --batch-size / --warmup set from DEFAULT_SCHEDULE where None."""
+    steps, bs, warm = DEFAULT_SCHEDULE["istree" if o["task"] == "istree" else "retrieval"]
+    return {**o, "steps": steps if o["steps"] is None else o["steps"],
+            "batch_size": bs if o["batch_size"] is None else o["batch_size"],
+            "warmup": warm if o["warmup"] is None else o["warmup"]}
+
+
 def default_embedding(task: str) -> str:
     """``learned`` for the retrieval tasks (the frozen table does not learn at CPU scale, see
     docs/learning.md), ``official`` for IsTree (the paper's setup)."""
@@ -131,12 +144,16 @@ _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
 @click.option("--scan", type=click.Choice(["auto", "loop", "chunked", "cuda"]), default="auto",
               help="Mamba selective-scan implementation (cuda: mamba-ssm kernel, needs a GPU "
                    "and pip install 'rnngap[gpu]').")
-@click.option("--steps", type=int, default=1000, help="Optimizer steps.")
-@click.option("--batch-size", type=int, default=64, help="Samples per step (per process).")
+@click.option("--steps", type=int, default=None,
+              help="Optimizer steps [default: 1000 for istree, 3000 for the retrieval tasks].")
+@click.option("--batch-size", type=int, default=None,
+              help="Samples per step (per process) [default: 64 for istree, 32 for the "
+                   "retrieval tasks].")
 @click.option("--lr", type=float, default=None,
               help="Peak learning rate [default: per architecture and embedding, from the "
                    "sweep in experiments/retrieval_scaling; see docs/learning.md].")
-@click.option("--warmup", type=int, default=100, help="Linear warmup steps.")
+@click.option("--warmup", type=int, default=None,
+              help="Linear warmup steps [default: 100 for istree, 50 for the retrieval tasks].")
 @click.option("--weight-decay", type=float, default=0.01, help="AdamW weight decay (>= 0).")
 @click.option("--grad-clip", type=float, default=1.0, help="Gradient-norm clip (> 0).")
 @click.option("--seed", type=int, default=0, help="Seeds weights and the data stream.")
@@ -167,6 +184,7 @@ def train(ctx: click.Context, **o) -> None:
     (use the alias --task-n there: torchrun takes --n as an abbreviation of its own options)
     Example: rnngap train --task istree --n 16 --format cot --arch mamba --size 0.5m --out runs/a
     """
+    o = fill_schedule_defaults(o)
     for name in ("n", "steps", "batch_size", "log_every", "eval_every", "eval_batches",
                  "ckpt_every"):
         if o[name] < 1:

@@ -33,17 +33,14 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from rnngap.learned.configs import OFFICIAL
+
 HERE = Path(__file__).resolve().parent
-D_MODEL = 32
-#: matched sizes (trainable parameters within ~15% of each other, see RESULTS.md):
-#: Transformer 2 layers; Mamba 2 layers, d_state 8; hybrid Mamba -> ONE attention layer ->
-#: Mamba (attention in the middle: on top it did not learn AR in 2,000 steps, docs/learning.md).
-ARCH_KW = {
-    "transformer": {"d_model": D_MODEL, "n_layers": 2, "n_heads": 2, "d_mlp": 64},
-    "mamba": {"d_model": D_MODEL, "n_layers": 2, "d_state": 8},
-    "hybrid": {"d_model": D_MODEL, "n_layers": 2, "d_state": 8, "n_heads": 2, "d_mlp": 16,
-               "attn_position": 1},
-}
+#: matched sizes: rnngap's ``small`` size (learned/configs.py; trainable parameters within
+#: ~15% of each other, see RESULTS.md): Transformer 2 layers; Mamba 2 layers, d_state 8;
+#: hybrid Mamba -> ONE attention layer -> Mamba (attention in the middle; with the final recipe
+#: on top learns too, docs/learning.md).
+ARCH_KW = {arch: dict(OFFICIAL[(arch, "small")]) for arch in ("transformer", "mamba", "hybrid")}
 
 
 def run_name(spec: dict) -> str:
@@ -154,7 +151,8 @@ def validate(specs: list[dict]) -> None:
             sys.exit(2)
 
 
-def run_phase(specs: list[dict], a, rows: dict) -> None:
+def run_phase(specs: list[dict], a, rows: dict) -> int:
+    """Run the specs not in ``rows`` yet (two at a time); returns how many were run."""
     import multiprocessing as mp
 
     from tqdm import tqdm
@@ -171,7 +169,7 @@ def run_phase(specs: list[dict], a, rows: dict) -> None:
         else:
             todo.append(s)
     if not todo:
-        return
+        return 0
     ctx = mp.get_context("spawn")
     with ctx.Manager() as mgr:
         q = mgr.Queue()
@@ -189,6 +187,7 @@ def run_phase(specs: list[dict], a, rows: dict) -> None:
                           f"({row['cpu_s']:.0f} cpu-s)")
                 write_results(a, rows)
         bar.close()
+    return len(todo)
 
 
 def best_lrs(rows: dict, specs: list[dict]) -> dict:
@@ -272,8 +271,9 @@ def main() -> None:
                          for n in ints(a.ns) for arch in archs for seed in ints(a.seeds)]
              + [make_spec(a.state_task, a.state_n, "mamba", 0, 1.0, a, "state", d)
                 for d in ints(a.state_ds)])
+    ran = 0
     if "lr" in phases or "main" in phases or "state" in phases:
-        run_phase(lr_specs, a, rows)
+        ran += run_phase(lr_specs, a, rows)
     best = best_lrs(rows, lr_specs)
     print("best lr per architecture:", best, file=sys.stderr)
     if "main" in phases:
@@ -282,14 +282,18 @@ def main() -> None:
                  for seed in ints(a.seeds)]
         # the biggest runs first, so the two workers finish together
         specs.sort(key=lambda s: -s["n"])
-        run_phase(specs, a, rows)
+        ran += run_phase(specs, a, rows)
     if "state" in phases and "mamba" in best:
         specs = [make_spec(a.state_task, a.state_n, "mamba", seed, best["mamba"], a, "state", d)
                  for d in ints(a.state_ds) for seed in ints(a.seeds)]
         specs = [s for s in specs if s["name"] not in rows]
         if specs:
-            run_phase(specs, a, rows)
+            ran += run_phase(specs, a, rows)
     write_results(a, rows)
+    if not ran:
+        print(f"nothing to run: all {len(rows)} runs are in {a.out} (meta.json kept)",
+              file=sys.stderr)
+        return
     import torch
     meta = {"command": "python experiments/retrieval_scaling/run.py " + " ".join(sys.argv[1:]),
             "best_lr": best, "arch_kw": ARCH_KW, "steps": a.steps, "batch_size": a.batch_size,
