@@ -322,8 +322,7 @@ def build_results_report(task: str, results: str | Path, out: str | Path, seed: 
     # the state sweep: every Mamba row at the sweep's n, grouped by d_state
     sweep_rows = [r for r in rows if r["arch"] == "mamba" and r.get("phase") == "state"]
     sweep = []
-    if sweep_rows:
-        n_s = sweep_rows[0]["n"]
+    for n_s in sorted({r["n"] for r in sweep_rows}):
         pool = [r for r in rows if r["arch"] == "mamba" and r["n"] == n_s
                 and r["lr"] == lr_of.get("mamba")]
         for d in sorted({r["d_state"] for r in pool}):
@@ -400,20 +399,22 @@ def _plot_results(r: dict, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6.5, loc="lower left")
     ax = axes[1]
-    if r["state_sweep"]:
-        sw = r["state_sweep"]
+    sweep_ns = sorted({p["n"] for p in r["state_sweep"]})
+    for k, n_s in enumerate(sweep_ns):
+        sw = [p for p in r["state_sweep"] if p["n"] == n_s]
         x = [math.log2(p["state_bits"]) for p in sw]
-        ax.plot(x, [p["median"] for p in sw], "-s", color=COLORS["mamba"],
-                label="learned Mamba (median, min-max)")
-        ax.fill_between(x, [p["min"] for p in sw], [p["max"] for p in sw],
-                        color=COLORS["mamba"], alpha=0.15)
-        ax.plot(x, [p["ceiling"] for p in sw], "--", color="gray",
-                label="Fano ceiling for the same bits")
+        c = ("tab:red", "tab:purple", "tab:orange", "tab:brown")[k % 4]
+        ax.plot(x, [p["median"] for p in sw], "-s", color=c,
+                label=f"learned Mamba at n={n_s} (median, min-max)")
+        ax.fill_between(x, [p["min"] for p in sw], [p["max"] for p in sw], color=c, alpha=0.15)
+        ax.plot(x, [p["ceiling"] for p in sw], "--", color=c, lw=0.8,
+                label=f"Fano ceiling at n={n_s} for the same bits")
         for p, xi in zip(sw, x, strict=True):
             ax.annotate(f"N={p['d_state']}", (xi, p["median"]), fontsize=7,
                         textcoords="offset points", xytext=(3, -10))
-        ax.set_title(f"state sweep at n={sw[0]['n']}")
-        ax.legend(fontsize=7, loc="lower right")
+    if sweep_ns:
+        ax.set_title("state sweep (d_state) at fixed n")
+        ax.legend(fontsize=6.5, loc="center right")
     ax.set_xlabel("log2 state bits")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.05)
@@ -458,10 +459,10 @@ def _markdown_results(r: dict) -> str:
         ceil = [_fmt(ys[i]) for ys in r["ceilings"].values()]
         lines.append(f"| {n} | {_fmt(c)} | " + " | ".join(cells + ceil) + " |")
     if r["state_sweep"]:
-        lines += ["", f"State sweep (Mamba at n = {r['state_sweep'][0]['n']}):", "",
-                  "| d_state | state bits | median [min, max] | Fano ceiling |",
-                  "|---|---|---|---|"]
-        lines += [f"| {p['d_state']} | {p['state_bits']} | {p['median']:.3f} "
+        lines += ["", "State sweep (Mamba, d_state at fixed n):", "",
+                  "| n | d_state | state bits | median [min, max] | Fano ceiling |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {p['n']} | {p['d_state']} | {p['state_bits']} | {p['median']:.3f} "
                   f"[{p['min']:.3f}, {p['max']:.3f}] | {p['ceiling']:.3f} |"
                   for p in r["state_sweep"]]
     lines += ["", "Effective bits per state bit (learned Mamba; bound: <= 1):", "",

@@ -305,8 +305,16 @@ def main() -> None:
             "this_launch_driver_cpu_s": time.process_time() - c0,
             "machine": f"{platform.machine()} {os.cpu_count()} cores", "torch": torch.__version__,
             "python": platform.python_version()}
-    Path(a.out).with_name("meta.json" if not a.quick else "meta-quick.json").write_text(
-        json.dumps(meta, indent=2) + "\n")
+    # one record per launch that ran something: the first is the main one, later ones (e.g. an
+    # extra state sweep) are appended, never replacing it
+    mpath = Path(a.out).with_name("meta.json" if not a.quick else "meta-quick.json")
+    if mpath.exists():
+        old = json.loads(mpath.read_text())
+        meta = {**old, "cpu_s_all_runs": meta["cpu_s_all_runs"],
+                "later_launches": [*old.get("later_launches", []),
+                                   {k: meta[k] for k in ("command", "this_launch_wall_s",
+                                                         "this_launch_driver_cpu_s")}]}
+    mpath.write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps(meta, indent=2))
 
 

@@ -54,8 +54,10 @@ def main() -> None:
     best = meta["best_lr"]
     L: list[str] = ["# Retrieval scaling at CPU scale (claim C8): results", ""]
     cpu = sum(r["cpu_s"] for r in rows)
+    later = [x["command"].strip() for x in meta.get("later_launches", [])]
     L += ["Made by (2 workers, 1 torch thread each, on a 2-core machine):", "", "```",
-          meta["command"].strip(), "python experiments/retrieval_scaling/summarize.py", "```", "",
+          meta["command"].strip(), *later, "python experiments/retrieval_scaling/summarize.py",
+          "```", "",
           f"CPU time of all {len(rows)} runs (train + held-out eval, summed over processes): "
           f"**{cpu / 60:.1f} CPU-minutes** (budget: 90"
           f"{'; OVER BUDGET' if cpu > 90 * 60 else ''}). Wall time of the launch: "
@@ -128,26 +130,26 @@ def main() -> None:
                              is not None, "median by n: "
                              + ", ".join(f"{n}: {m:.3f}" for n, m in med if m is not None)
                              + f"; first n below 0.99: {first}"))
-    # state sweep
+    # state sweep (one table per fixed n)
     for t, rep in reps.items():
-        sw = rep["state_sweep"]
-        if not sw:
-            continue
-        L += [f"## State sweep: Mamba on {t.upper()} at n = {sw[0]['n']}", "",
-              "| d_state | state bits (float32) | accuracy median [min, max] | Fano ceiling |",
-              "|---|---|---|---|"]
-        L += [f"| {p['d_state']} | {p['state_bits']:,} | {p['median']:.3f} [{p['min']:.3f}, "
-              f"{p['max']:.3f}] | {p['ceiling']:.3f} |" for p in sw]
-        lo, hi = sw[0], sw[-1]  # smallest and largest state
-        # "moved": the seed ranges of the smallest and the largest state do not overlap
-        moved = lo["max"] < hi["min"] or hi["max"] < lo["min"]
-        sat = max(p["median"] for p in sw) >= 0.99 and max(p["max"] - p["min"] for p in sw) < 0.1
-        outcomes.append((f"{t}: moving Mamba's state size moves its accuracy at fixed n", moved,
-                         "accuracy by d_state: " + ", ".join(
-                             f"N={p['d_state']}: {p['median']:.3f}" for p in sw)
-                         + ("; CAVEAT: at this n the sweep is near saturation, so this is a "
-                            "small effect at one n, not a moved failure length" if sat else "")))
-        L += [""]
+        for n_s in sorted({p["n"] for p in rep["state_sweep"]}):
+            sw = [p for p in rep["state_sweep"] if p["n"] == n_s]
+            L += [f"## State sweep: Mamba on {t.upper()} at n = {n_s}", "",
+                  "| d_state | state bits (float32) | accuracy median [min, max] | Fano ceiling |",
+                  "|---|---|---|---|"]
+            L += [f"| {p['d_state']} | {p['state_bits']:,} | {p['median']:.3f} "
+                  f"[{p['min']:.3f}, {p['max']:.3f}] | {p['ceiling']:.3f} |" for p in sw]
+            lo, hi = sw[0], sw[-1]  # smallest and largest state
+            # "moved": the seed ranges of the smallest and the largest state do not overlap
+            moved = lo["max"] < hi["min"] or hi["max"] < lo["min"]
+            sat = max(p["median"] for p in sw) >= 0.99 and \
+                max(p["max"] - p["min"] for p in sw) < 0.1
+            outcomes.append((f"{t}: moving Mamba's state size moves its accuracy at n = {n_s}",
+                             moved, "accuracy by d_state: " + ", ".join(
+                                 f"N={p['d_state']}: {p['median']:.3f}" for p in sw)
+                             + ("; CAVEAT: near saturation at this n, a small effect"
+                                if sat else "")))
+            L += [""]
     # effective bits
     for t, rep in reps.items():
         if not rep["effective"]:
