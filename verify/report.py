@@ -442,6 +442,15 @@ def _plot_results(r: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def learned_cells(r: dict, i: int) -> list[str]:
+    """'median [min, max]' of every learned architecture at the i-th n of a results report."""
+    cells = []
+    for p in (m["points"][i] for m in r["learned"].values()):
+        cells.append("-" if p.get("median") is None else
+                     f"{p['median']:.3f} [{p['min']:.3f}, {p['max']:.3f}]")
+    return cells
+
+
 def _markdown_results(r: dict) -> str:
     archs = list(r["learned"])
     lines = [f"# {r['task']}: construction vs bound vs learned (from {r['source']})", "",
@@ -451,11 +460,7 @@ def _markdown_results(r: dict) -> str:
              "|---|---|" + "---|" * (len(archs) + len(r["ceilings"]))]
     for i, n in enumerate(r["ns"]):
         c = r["construction"]["points"][i]["accuracy"] if r["construction"] else None
-        cells = []
-        for a in archs:
-            p = r["learned"][a]["points"][i]
-            cells.append("-" if p.get("median") is None else
-                         f"{p['median']:.3f} [{p['min']:.3f}, {p['max']:.3f}]")
+        cells = learned_cells(r, i)
         ceil = [_fmt(ys[i]) for ys in r["ceilings"].values()]
         lines.append(f"| {n} | {_fmt(c)} | " + " | ".join(cells + ceil) + " |")
     if r["state_sweep"]:

@@ -43,7 +43,7 @@ def _earlier_launches() -> list[str]:
 
 
 def main() -> None:
-    from rnngap.verify.report import build_results_report
+    from rnngap.verify.report import build_results_report, learned_cells
 
     rows = json.loads((HERE / "results.json").read_text())
     meta = json.loads((HERE / "meta.json").read_text())
@@ -104,11 +104,7 @@ def main() -> None:
             ts = next((r["train_samples"] for r in rows if r["task"] == t and r["n"] == n), None)
             sp_s = f"{int(sp):.2e}" if sp and len(sp) > 6 else str(sp)
             c = rep["construction"]["points"][i]["accuracy"] if rep["construction"] else None
-            cells = []
-            for a in archs:
-                p = rep["learned"][a]["points"][i]
-                cells.append("-" if p.get("median") is None else
-                             f"{p['median']:.3f} [{p['min']:.3f}, {p['max']:.3f}]")
+            cells = learned_cells(rep, i)
             L.append(f"| {n} | {sp_s} | {ts:,} | {'verified' if c == 1.0 else '-'} | "
                      + " | ".join(cells) + " |")
         L += ["", f"Report data: `report-{t}/report.json`; table and figure: "
