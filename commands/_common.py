@@ -1,13 +1,33 @@
-"""Helpers shared by the click commands: JSON output, parameter checks, exit codes."""
+"""Helpers shared by the click commands: JSON output, parameter checks, exit codes, output
+directories that are never overwritten by accident, and the ``--max-memory`` option.
+
+Exit codes mean one thing each (README, "Exit codes"): 0 ok, 1 a check failed (verification,
+a claim, a fooling search), 2 a user error (bad option, file or request; one line on stderr),
+130 interrupted (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
+
+CHECK_FAILED, USER_ERROR, INTERRUPTED = 1, 2, 130
+
+
+class UserError(click.ClickException):
+    """A user mistake: ``Error: <message>`` on one line, exit code 2."""
+
+    exit_code = USER_ERROR
 
 
 def positive_int(name: str, value: int | None, minimum: int = 1) -> int | None:
@@ -61,3 +81,100 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     out = [line, "  ".join("-" * w for w in widths)]
     out += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(out)
+
+
+def read_json_file(path: str | os.PathLike, option: str, kind: type | None = dict) -> Any:
+    """Parse a JSON file the user handed in; UserError (one line naming the file) when it
+    cannot be read, is not strict JSON (NaN/Infinity are refused) or is not a ``kind``."""
+    def no_constant(name: str):
+        raise ValueError(f"{name} is not a JSON number (write a finite number)")
+    try:
+        text = Path(path).read_text()
+        data = json.loads(text, parse_constant=no_constant)
+    except IsADirectoryError:
+        raise UserError(f"{option} {path}: a directory, not a JSON file") from None
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{option} {path}: not a text file") from None
+    except ValueError as exc:   # JSONDecodeError included
+        raise UserError(f"{option} {path}: not valid JSON ({str(exc).splitlines()[0]})") from None
+    if kind is not None and not isinstance(data, kind):
+        want = {dict: "an object {...}", list: "a list [...]"}.get(kind, kind.__name__)
+        raise UserError(f"{option} {path}: expected {want} at the top level, got "
+                        f"{type(data).__name__}")
+    return data
+
+
+def _set_max_memory(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    from rnngap import resources
+    if value is None:
+        resources.set_limit(None)
+        return
+    try:
+        resources.set_limit(resources.parse_size(value))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def max_memory_option(f):
+    """``--max-memory SIZE``: refuse (exit 2, with the estimate) work whose tensors would not fit
+    in SIZE; default: the memory available on the machine (rnngap.resources)."""
+    return click.option("--max-memory", callback=_set_max_memory, expose_value=False,
+                        metavar="SIZE",
+                        help="Refuse up front (exit 2, with the estimate) work whose largest "
+                             "tensors need more memory than SIZE (e.g. 4G, 512M) [default: the "
+                             "memory available on this machine].")(f)
+
+
+def overwrite_option(f):
+    return click.option("--overwrite", is_flag=True,
+                        help="Replace an existing, non-empty output directory. The old one is "
+                             "removed only once the new result is complete.")(f)
+
+
+def check_out_dir(path: str | os.PathLike, overwrite: bool, option: str = "--out") -> Path:
+    """The rule for every output directory: one that exists and is not empty is refused
+    (UserError, exit 2) unless ``overwrite``; a file in its place is always refused."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{option} {out}: a file is in the way (give a directory path)")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        what = "a run" if (out / "config.json").exists() else "files"
+        raise UserError(f"{option} {out} already holds {what}; choose a new directory, or pass "
+                        "--overwrite to replace it")
+    return out
+
+
+@contextmanager
+def staged_out_dir(path: str | os.PathLike, overwrite: bool,
+                   option: str = "--out") -> Iterator[Path]:
+    """Write into a temporary sibling of ``path``; on success it replaces ``path`` (which is
+    removed only then). On any error or Ctrl-C the staging directory is deleted and ``path`` is
+    untouched. Refuses like :func:`check_out_dir`."""
+    out = check_out_dir(path, overwrite, option)
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+    except OSError as exc:
+        raise UserError(f"{option} {out}: cannot write there ({exc.strerror or exc})") from None
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    promote(stage, out)
+
+
+def promote(stage: Path, out: Path) -> None:
+    """Replace ``out`` by the complete ``stage`` directory: rename the old one aside, rename
+    the new one in, then delete the old one (never a moment without a complete result)."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.absolute().parent))
+        old.rmdir()
+        out.rename(old)
+    stage.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

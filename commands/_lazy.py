@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
+import sys
 
 import click
 
@@ -32,6 +34,42 @@ class LazyGroup(click.Group):
                 return _unavailable(cmd_name, help_text)
             raise
         return getattr(mod, attr)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        """click's main with one meaning per exit code: 0 ok, 1 a check failed, 2 a user error
+        (one line on stderr), 130 interrupted. Beyond click's own handling: Ctrl-C anywhere
+        prints "interrupted" and exits 130 (click would print "Aborted!" and exit 1); a request
+        too large for the memory (rnngap.resources.ResourceError, or an allocation that fails
+        anyway) is one line and exit 2; a closed stdout pipe is not an error."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        from rnngap.resources import ResourceError
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            click.echo("\ninterrupted (Ctrl-C)", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except ResourceError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        except MemoryError:
+            click.echo("Error: out of memory (the request is too large for this machine; ask "
+                       "for less or set --max-memory to be refused up front)", err=True)
+            sys.exit(2)
+        except RuntimeError as exc:
+            if "can't allocate memory" in str(exc) or "not enough memory" in str(exc):
+                click.echo("Error: out of memory: " + str(exc).splitlines()[-1][:200], err=True)
+                sys.exit(2)
+            raise
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                sys.exit(0)
+            raise
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, self._lazy[name][1]) for name in sorted(self._lazy)]

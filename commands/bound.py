@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import click
 
-from rnngap.commands._common import dump_json, fail, table
+from rnngap.commands._common import UserError, dump_json, fail, read_json_file, table
 
 ORDER_CHOICES = {"last": ("query-last",), "first": ("query-first",),
                  "both": ("query-last", "query-first")}
@@ -28,13 +27,11 @@ def _state_from_flags(arch: str | None, config: str | None, dtype: str | None, f
     if config:
         if arch or given:
             raise click.UsageError("--config cannot be combined with --arch or size flags")
+        cfg = read_json_file(config, "--config")
         try:
-            cfg = json.loads(Path(config).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise click.BadParameter(f"cannot read {config}: {exc}", param_hint="--config")
-        if not isinstance(cfg, dict):
-            raise click.BadParameter("config must be a JSON object", param_hint="--config")
-        return archs.state_from_config(cfg, dtype)
+            return archs.state_from_config(cfg, dtype)
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"--config {config}: {str(exc).splitlines()[0]}") from None
     if arch is None:
         if given or dtype:
             raise click.UsageError("size flags and --dtype need --arch FAMILY (see --list-archs)")

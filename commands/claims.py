@@ -34,8 +34,12 @@ def claims(quick, only, as_json):
     rows = []
     bar = tqdm(total=sum(len(c.checks) for c in todo), desc="claims", file=sys.stderr,
                disable=as_json or not sys.stderr.isatty())
-    for c in todo:
-        rows.append(evaluate(c, quick, progress=lambda *_: bar.update(1)))
+    interrupted = False
+    try:
+        for c in todo:
+            rows.append(evaluate(c, quick, progress=lambda *_: bar.update(1)))
+    except KeyboardInterrupt:
+        interrupted = True     # report the claims finished so far, then exit 130
     bar.close()
     if as_json:
         dump_json([{k: r[k] for k in ("claim", "paper_ref", "status", "evidence", "command")}
@@ -52,5 +56,9 @@ def claims(quick, only, as_json):
                 tail = r["evidence"].split("unchecked: ")
                 if len(tail) > 1:
                     click.echo(f"    unchecked: {tail[1]}")
+    if interrupted:
+        click.echo(f"interrupted (Ctrl-C) after {len(rows)} of {len(todo)} claims; the rest "
+                   "were not checked", err=True)
+        sys.exit(130)
     if any(r["status"] == "FAILED" for r in rows):
         sys.exit(1)

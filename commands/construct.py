@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 
 import click
 
-from rnngap.commands._common import dump_json
+from rnngap.commands._common import (
+    check_out_dir,
+    dump_json,
+    max_memory_option,
+    overwrite_option,
+    staged_out_dir,
+)
 from rnngap.commands.verify_retrieval import MAX_N, make_task
 
 TASKS = ("index", "ar", "cgram", "counting", "istree")
@@ -26,8 +31,10 @@ TASKS = ("index", "ar", "cgram", "counting", "istree")
 @click.option("--exact", is_flag=True, help="Exact-count variant (counting only).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory to write model.safetensors, config.json, vocab.json into.")
+@overwrite_option
+@max_memory_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def construct(task, n, model, alphabet, c, exact, out, as_json):
+def construct(task, n, model, alphabet, c, exact, out, overwrite, as_json):
     """Build the hand-set model for TASK at length n and export it.
 
     The directory gets model.safetensors (every tensor, float64, the positional table
@@ -39,6 +46,7 @@ def construct(task, n, model, alphabet, c, exact, out, as_json):
     """
     if not out.strip():
         raise click.BadParameter("must be a directory path, not empty", param_hint="--out")
+    check_out_dir(out, overwrite)  # before any work; checked again when writing
     if task == "istree":
         if n < 2 or n > 4096:
             raise click.BadParameter(f"istree needs 2 <= n <= 4096, got {n}", param_hint="--n")
@@ -63,13 +71,13 @@ def construct(task, n, model, alphabet, c, exact, out, as_json):
     from rnngap.constructions.base import Construction, export
 
     target = Path(out)
-    if target.exists() and not os.access(target, os.W_OK):
-        raise click.UsageError(f"--out {out}: directory is not writable")
     try:
-        paths = export(cons, target) if isinstance(cons, Construction) else \
-            cons.export(str(target))
+        with staged_out_dir(target, overwrite) as stage:
+            paths = export(cons, stage) if isinstance(cons, Construction) else \
+                cons.export(str(stage))
     except OSError as e:
         raise click.UsageError(f"--out {out}: cannot write ({e.strerror or e})") from None
+    paths = [target / p.name for p in map(Path, paths)]
     summary = {"task": task, "n": n, "model": model, "out": str(target),
                "files": [p.name for p in paths], **cons.sizes(),
                "precision_bits": cons.precision_bits,

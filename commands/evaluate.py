@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rnngap.commands._common import dump_json, fail
+from rnngap.commands._common import UserError, dump_json, max_memory_option
 
 
 @click.command(context_settings={"show_default": True})
@@ -18,6 +18,7 @@ from rnngap.commands._common import dump_json, fail
 @click.option("--device", default="cpu", help="cpu | cuda | cuda:K | auto")
 @click.option("--progress/--no-progress", default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
+@max_memory_option
 def evaluate(run_dir: str, n: int | None, fmt: str | None, samples: int, batch_size: int,
              seed: int | None, device: str, progress: bool, as_json: bool) -> None:
     """Evaluate a trained run by greedy generation.
@@ -40,15 +41,21 @@ def evaluate(run_dir: str, n: int | None, fmt: str | None, samples: int, batch_s
         raise click.BadParameter(f"must be <= {MAX_N} for the learned models, got {n}",
                                  param_hint="--n")
     from rnngap.learned.checkpoint import CheckpointError
+    from rnngap.learned.data import TEST, make_batch
     from rnngap.learned.evaluate import evaluate as run_eval
     from rnngap.learned.evaluate import load_run
+    from rnngap.models.lm import memory_estimate
+    from rnngap.resources import require
 
     try:
         lm, data, tc, meta = load_run(run_dir, n=n, fmt=fmt, device=device)
+        length = make_batch(data, 1, tc.seed if seed is None else seed, 0, TEST).tokens.shape[1]
+        need, _ = memory_estimate(lm.cfg, min(batch_size, samples), length, training=False)
+        require(need, f"evaluating batches of {min(batch_size, samples)} x {length:,} tokens")
         res = run_eval(lm, data, samples, batch_size, tc.seed if seed is None else seed,
                        progress=progress and not as_json)
     except CheckpointError as exc:
-        fail(str(exc), 1)
+        raise UserError(str(exc)) from None
     except ValueError as exc:
         raise click.UsageError(str(exc).splitlines()[0]) from None
     res = {**res, "arch": lm.cfg.arch, "run": run_dir, "step": meta["step"],

@@ -47,6 +47,8 @@ def fool(task, state_bits, machine, n, alphabet, seed, max_samples, as_json):
     if n > fl.MAX_N:
         raise click.BadParameter(f"must be <= {fl.MAX_N:,d} (the search stores and replays every "
                                  f"sampled string), got {n:,d}", param_hint="--n")
+    if seed < 0:
+        raise click.BadParameter(f"must be >= 0, got {seed}", param_hint="--seed")
     if max_samples < 1:
         raise click.BadParameter(f"must be >= 1, got {max_samples}", param_hint="--max-samples")
     k = alphabet if alphabet is not None else n + 1

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from rnngap.commands._common import dump_json
+from rnngap.commands._common import (
+    UserError,
+    check_out_dir,
+    dump_json,
+    overwrite_option,
+    read_json_file,
+    staged_out_dir,
+)
 
 
 @click.command()
@@ -28,7 +34,8 @@ from rnngap.commands._common import dump_json
               help="Test samples per (run, n).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the report data as JSON.")
-def report(task, runs, results, out, n_min, n_max, samples, seed, as_json):
+@overwrite_option
+def report(task, runs, results, out, n_min, n_max, samples, seed, as_json, overwrite):
     """Construction, bound and trained models vs n, in one figure and one markdown table.
 
     \b
@@ -46,6 +53,7 @@ def report(task, runs, results, out, n_min, n_max, samples, seed, as_json):
     """
     from rnngap.verify.report import build_report, build_results_report
 
+    check_out_dir(out, overwrite)
     if results is not None:
         if runs:
             raise click.UsageError("give --runs or --results, not both")
@@ -54,14 +62,16 @@ def report(task, runs, results, out, n_min, n_max, samples, seed, as_json):
         if task == "istree":
             raise click.BadParameter("experiment results files hold retrieval tasks only",
                                      param_hint="--task")
+        rows = read_json_file(results, "--results", list)
+        if not all(isinstance(r, dict) for r in rows):
+            raise UserError(f"--results {results}: every entry must be an object (one run)")
         try:
-            rep = build_results_report(task, results, out, seed)
-        except (ValueError, OSError, KeyError, TypeError) as e:
-            msg = f"{results}: not a usable results file ({e})" if isinstance(
-                e, (KeyError, TypeError)) else str(e)
-            raise click.ClickException(msg) from None
-        except json.JSONDecodeError as e:
-            raise click.ClickException(f"{results}: not JSON ({e})") from None
+            with staged_out_dir(out, overwrite) as stage:
+                rep = build_results_report(task, results, stage, seed)
+        except (ValueError, OSError, KeyError, TypeError, AttributeError) as e:
+            msg = f"{results}: not a usable results file ({type(e).__name__}: {e})" \
+                if isinstance(e, (KeyError, TypeError, AttributeError)) else str(e)
+            raise UserError(msg.splitlines()[0]) from None
         if as_json:
             dump_json(rep)
         else:
@@ -78,9 +88,10 @@ def report(task, runs, results, out, n_min, n_max, samples, seed, as_json):
         click.echo("note: the IsTree Transformer construction is run at every n <= 256 of the "
                    "grid (8 graphs per family; about a minute up to n = 256)", err=True)
     try:
-        rep = build_report(task, list(runs), out, n_min, n_max, samples, seed)
+        with staged_out_dir(out, overwrite) as stage:
+            rep = build_report(task, list(runs), stage, n_min, n_max, samples, seed)
     except (ValueError, OSError) as e:
-        raise click.ClickException(str(e)) from None
+        raise UserError(str(e).splitlines()[0]) from None
     if as_json:
         dump_json(rep)
     else:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
-from rnngap.commands._common import dump_json, fail
+from rnngap.commands._common import UserError, check_out_dir, dump_json, max_memory_option, promote
 
 TASKS = ("istree", "index", "ar", "cgram", "counting")
 ARCHES = ("transformer", "mamba", "hybrid", "rnn", "llama")
@@ -22,6 +25,9 @@ def _task_params(items: tuple[str, ...]) -> dict:
             raise click.BadParameter(f"expected KEY=VALUE, got {it!r}", param_hint="--task-param")
         if key in out:
             raise click.BadParameter(f"{key} given more than once", param_hint="--task-param")
+        if key in ("n", "task", "format", "fmt"):
+            raise click.BadParameter(f"{key} is an option of its own (--{key}), not a task "
+                                     "parameter", param_hint="--task-param")
         low = val.lower()
         out[key] = True if low == "true" else False if low == "false" else \
             None if low == "none" else int(val) if val.lstrip("-").isdigit() else val
@@ -106,7 +112,7 @@ def learned_max_len(data) -> int:
     return t.n + t.query_len() + 1
 
 
-_RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
+_RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress", "overwrite"}
 
 
 @click.command(context_settings={"show_default": True})
@@ -165,6 +171,10 @@ _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress"}
               help="Run directory to create (required unless --resume).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
               help="Continue the run in this directory from its checkpoint.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing, non-empty --out directory. The new run is trained in "
+                   "a temporary sibling and replaces the old one only when it completes.")
+@max_memory_option
 @click.option("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
 @click.option("--threads", type=int, default=1,
               help="torch CPU threads (>= 1). Default 1: the models are small, and torch's "
@@ -217,6 +227,7 @@ def train(ctx: click.Context, **o) -> None:
 
     from rnngap.learned.checkpoint import CheckpointError, read_run_config
     from rnngap.learned.train import pick_device, run_config
+    from rnngap.learned.train import Diverged
     from rnngap.learned.train import train as do_train
 
     try:
@@ -242,16 +253,37 @@ def train(ctx: click.Context, **o) -> None:
                     raise click.UsageError(f"--resume with changed hyperparameters ({opts}); "
                                            "start a new run with --out instead")
         else:
-            run = Path(o["out"])
+            target = check_out_dir(o["out"], o["overwrite"])
             model, data, tc = _build(o)
-        summary = do_train(run, model, data, tc, resume=bool(o["resume"]), device=o["device"],
-                           progress=o["progress"] and not o["as_json"])
+            run = target
+            if target.is_dir() and any(target.iterdir()):   # --overwrite: train aside
+                if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                    raise UserError("--overwrite is not available under torchrun; remove "
+                                    f"{target} or choose a new --out")
+                run = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-",
+                                            dir=target.absolute().parent))
+        try:
+            summary = do_train(run, model, data, tc, resume=bool(o["resume"]),
+                               device=o["device"], progress=o["progress"] and not o["as_json"])
+        except BaseException:
+            if run != Path(o["out"] or o["resume"]):     # a staging directory: nothing to keep
+                shutil.rmtree(run, ignore_errors=True)
+            raise
+        if run != Path(o["out"] or o["resume"]):
+            if summary["interrupted"]:
+                click.echo(f"interrupted: the new run is in {run} ({o['out']} is untouched); "
+                           f"continue it with --resume {run}", err=True)
+            else:
+                promote(run, Path(o["out"]))
+                summary["run"] = str(o["out"])
     except CheckpointError as exc:
+        raise UserError(str(exc)) from None
+    except Diverged as exc:
         fail(str(exc), 1)
     except ValueError as exc:
         raise click.UsageError(str(exc).splitlines()[0]) from None
     except OSError as exc:
-        fail(f"{exc.filename or 'run directory'}: {exc.strerror or exc}", 1)
+        raise UserError(f"{exc.filename or 'run directory'}: {exc.strerror or exc}") from None
     if summary["rank"] != 0:  # data-parallel workers: rank 0 reports
         pass
     elif o["as_json"]:

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from rnngap.commands._common import dump_json, fail
+from rnngap.commands._common import dump_json, fail, max_memory_option
 
 METHODS: dict[str, str] = {"rnn-rag": "rnngap.verify.istree_rag:verify_rnn_rag",
                            "hybrid": "rnngap.verify.hybrid_istree_lrnn:verify_for_cli",
@@ -90,6 +90,7 @@ def _load(method: str):
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes "
               "(rnn-rag, hybrid, transformer; hybrid-fsm runs in one process).")
+@max_memory_option
 @click.option("--json", "as_json", is_flag=True, help="Print only JSON: task, method, n, "
               "verified, enumerated, inputs_checked, failures, peak_state_bits, "
               "max_cot_tokens, retrievals, seconds (and a few extra keys).")

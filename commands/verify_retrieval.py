@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import click
 
-from rnngap.commands._common import dump_json, table
+from rnngap.commands._common import dump_json, max_memory_option, table
 
 #: task -> (verifier module, function); each returns a verdict dict with ``verify.verdict.KEYS``
 VERIFIERS: dict[str, tuple[str, str]] = {
@@ -183,6 +183,7 @@ def render(v: dict) -> str:
 
 
 def task_options(f):
+    f = max_memory_option(f)
     f = click.option("--seed", default=0, show_default=True, type=int,
                      help="Seed of the sampled cross-check inputs.")(f)
     f = click.option("--samples", default=64, show_default=True,
@@ -291,6 +292,7 @@ counting = _command("counting", _exact_option)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--model", type=click.Choice(["transformer", "hybrid"]), default="transformer",
               show_default=True, help="Transformer (Thm 4.6) or hybrid (Def 5.5) constructions.")
+@max_memory_option
 def verify_all(n, c, precision, as_json, plot, samples, seed, model):
     """All four retrieval tasks at length n: one row each; exit 0 only if all verify."""
     tasks = {name: make_task(name, n, None, c if name == "cgram" else None, False)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from rnngap.models.transformer import Transformer, TransformerConfig
+from rnngap.resources import require
 
 
 @dataclass
@@ -60,9 +61,21 @@ class Construction:
                 "scalars": self.scalars, "notes": self.notes}
 
 
+def check_weights(cfg: TransformerConfig) -> int:
+    """ResourceError (before anything is allocated) when the weights of ``Transformer(cfg)``
+    cannot fit: a float32 blank, its float64 copy and the export copy, 20 bytes per weight.
+    The count comes from the model built on the ``meta`` device (shapes only). Returns it."""
+    with torch.device("meta"):
+        count = sum(v.numel() for v in Transformer(cfg).state_dict().values())
+    require(20 * count, f"the construction's {count:,} weights (width {cfg.d_model}, "
+            f"{cfg.n_heads} heads, vocabulary {cfg.vocab_size:,})")
+    return count
+
+
 def zero_state_dict(cfg: TransformerConfig) -> dict[str, Tensor]:
     """Every weight of a ``Transformer(cfg)`` set to 0.0 (float64): the blank a construction
     fills in, so only the weights its proof uses are written out explicitly."""
+    check_weights(cfg)
     return {k: torch.zeros_like(v, dtype=torch.float64)
             for k, v in Transformer(cfg).state_dict().items()}
 

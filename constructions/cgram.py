@@ -47,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rnngap.constructions.base import Construction, zero_state_dict
+from rnngap.constructions.base import Construction, check_weights, zero_state_dict
 from rnngap.models.transformer import TransformerConfig
 from rnngap.tasks.cgram import CGramTask
 
@@ -101,6 +101,7 @@ def build_gram(task_name: str, n: int, L: int, m: int, k: int, vocab: int, W: in
     cfg = TransformerConfig(vocab_size=vocab, d_model=d, n_layers=2, n_heads=m, d_head=D,
                             d_mlp=1, max_len=L, norm="none", pos="table", mlp="relu",
                             bias=True, attn_scale=1.0)
+    check_weights(cfg)
     t = torch.arange(vocab, dtype=f64)
     j = torch.arange(1, L + 1, dtype=f64)
     sd: dict[str, torch.Tensor] = {}

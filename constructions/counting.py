@@ -40,7 +40,7 @@ import math
 
 import torch
 
-from rnngap.constructions.base import Construction, zero_state_dict
+from rnngap.constructions.base import Construction, check_weights, zero_state_dict
 from rnngap.constructions.cgram import BETA, bits_for
 from rnngap.models.transformer import TransformerConfig
 from rnngap.tasks.counting import CountingTask
@@ -89,6 +89,7 @@ def build(task: CountingTask) -> Construction:
     cfg = TransformerConfig(vocab_size=vocab, d_model=d, n_layers=2, n_heads=1, d_head=D,
                             d_mlp=1, max_len=L, norm="none", pos="table", mlp="relu",
                             bias=True, attn_scale=1.0)
+    check_weights(cfg)
     t = torch.arange(vocab, dtype=f64)
     j = torch.arange(1, L + 1, dtype=f64)
     sd: dict[str, torch.Tensor] = {}

@@ -35,7 +35,7 @@ import math
 
 import torch
 
-from rnngap.constructions.base import Construction
+from rnngap.constructions.base import Construction, check_weights
 from rnngap.models.transformer import TransformerConfig
 from rnngap.tasks.index import IndexTask
 
@@ -61,6 +61,7 @@ def build(task: IndexTask) -> Construction:
     cfg = TransformerConfig(vocab_size=vocab, d_model=4, n_layers=1, n_heads=1, d_head=2,
                             d_mlp=1, max_len=n + 1, norm="none", pos="table", mlp="relu",
                             bias=True, attn_scale=1.0)
+    check_weights(cfg)
     f64 = torch.float64
     t = torch.arange(vocab, dtype=f64)
     j = torch.arange(1, n + 2, dtype=f64)

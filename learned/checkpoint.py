@@ -52,6 +52,18 @@ def config_digest(cfg: dict) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
 
 
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and raw bytes (sorted by name): stored in
+    the checkpoint header and recomputed at load, so damaged tensor bytes behind an intact
+    header are caught (safetensors itself checks only the header and the sizes)."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        v = tensors[k].detach().cpu().contiguous()
+        h.update(f"{k}|{v.dtype}|{tuple(v.shape)}|".encode())
+        h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_checkpoint(run: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int,
                     cfg: dict, extra: dict | None = None) -> None:
     """Write model, optimizer and RNG state at ``step`` atomically into ``run``."""
@@ -70,21 +82,26 @@ def save_checkpoint(run: Path, model: torch.nn.Module, opt: torch.optim.Optimize
                 scalars.setdefault(str(i), {})[key] = val
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"step": step, "param_groups": osd["param_groups"], "optim_scalars": scalars,
-            "config_digest": config_digest(cfg), "format": "rnngap-checkpoint-1",
+            "config_digest": config_digest(cfg), "tensor_sha256": tensor_digest(tensors),
+            "format": "rnngap-checkpoint-1",
             **(extra or {})}
     data = save(tensors, metadata={"meta": json.dumps(meta)})
     atomic_write_bytes(run / CKPT, data)
     atomic_write_json(run / "checkpoint.json", meta)
 
 
-def read_checkpoint(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors, metadata) of ``run``'s checkpoint; CheckpointError if missing or damaged."""
+def read_checkpoint(run: Path, cfg: dict | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, metadata) of ``run``'s checkpoint; CheckpointError if missing or damaged.
+
+    Checked at every load: the format tag, the tensor digest (written since digests exist; an
+    older checkpoint without one is accepted), finite model and optimizer tensors, and, when
+    ``cfg`` (the run's config.json) is given, that the checkpoint was written for it."""
     from safetensors import safe_open
 
     path = run / CKPT
     if not path.is_file():
         raise CheckpointError(f"{run} has no {CKPT} (the run stopped before its first "
-                              f"checkpoint; `rnngap train --out {run} ...` starts it over)")
+                              f"checkpoint; `rnngap train --out {run} --overwrite ...` starts it over)")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["meta"])
@@ -94,6 +111,18 @@ def read_checkpoint(run: Path) -> tuple[dict[str, torch.Tensor], dict]:
                               f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
     if meta.get("format") != "rnngap-checkpoint-1":
         raise CheckpointError(f"{path} is not an rnngap checkpoint")
+    if "tensor_sha256" in meta and meta["tensor_sha256"] != tensor_digest(tensors):
+        raise CheckpointError(f"{path}: the tensor data does not match the digest in its header "
+                              "(the file was damaged or edited)")
+    bad = [k for k, v in tensors.items() if k.startswith(("model.", "optim."))
+           and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{path}: {len(bad)} tensor(s) hold NaN or infinite values "
+                              f"({', '.join(sorted(bad)[:3])}{', ...' if len(bad) > 3 else ''}); "
+                              "the run diverged or the file was damaged")
+    if cfg is not None and meta.get("config_digest") != config_digest(cfg):
+        raise CheckpointError(f"{run / CONFIG} was changed after the checkpoint was written (its "
+                              "digest differs); restore it or train a new run")
     return tensors, meta
 
 

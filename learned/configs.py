@@ -97,10 +97,13 @@ def official_json_config(path: str | Path, arch: str, vocab_size: int,
     hybrid; ``state_size`` only -> rnn (mamba); ``intermediate_size`` only -> transformer.
     A file of another type than ``arch`` raises ValueError.
     """
+    def no_constant(name: str):
+        raise ValueError(f"{name} is not a JSON number (write a finite number)")
     try:
-        d = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read official config {path}: {exc}") from None
+        d = json.loads(Path(path).read_text(), parse_constant=no_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"cannot read official config {path}: "
+                         f"{str(exc).splitlines()[0]}") from None
     if not isinstance(d, dict) or "hidden_size" not in d or "num_hidden_layers" not in d:
         raise ValueError(f"{path} is not an official rnn-icrag config (needs hidden_size, "
                          "num_hidden_layers)")
@@ -109,6 +112,11 @@ def official_json_config(path: str | Path, arch: str, vocab_size: int,
     a = canonical_arch(arch)
     if kind != a:
         raise ValueError(f"{path} is a {kind} config, not a {a} config")
+    for key in ("hidden_size", "num_hidden_layers", "state_size", "intermediate_size",
+                "num_attention_heads", "max_position_embeddings"):
+        v = d.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{path}: {key} must be a positive integer, got {v!r}")
     kw: dict = {"d_model": int(d["hidden_size"]), "n_layers": int(d["num_hidden_layers"])}
     if "state_size" in d:
         kw["d_state"] = int(d["state_size"])

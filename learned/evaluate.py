@@ -50,7 +50,7 @@ def load_run(run: str | Path, n: int | None = None, fmt: str | None = None,
         tc = TrainConfig.from_dict(cfg["train"])
     except (TypeError, ValueError) as exc:
         raise ck.CheckpointError(f"{run}/config.json is not a usable run config: {exc}") from None
-    tensors, meta = ck.read_checkpoint(run)
+    tensors, meta = ck.read_checkpoint(run, cfg)
     if n is not None or fmt is not None:
         data = replace(data, n=data.n if n is None else n, fmt=data.fmt if fmt is None else fmt)
         need = data.vocab_size()

@@ -36,7 +36,8 @@ import torch.nn.functional as F
 
 from rnngap.learned import checkpoint as ck
 from rnngap.learned.data import TRAIN, VALID, DataSpec, make_batch, to_training
-from rnngap.models.lm import LM, LMConfig
+from rnngap.models.lm import LM, LMConfig, memory_estimate
+from rnngap.resources import require
 
 
 @dataclass
@@ -183,6 +184,10 @@ def run_config(model: LMConfig, data: DataSpec, tc: TrainConfig) -> dict:
     return {"model": model.to_dict(), "data": data.to_dict(), "train": asdict(tc)}
 
 
+class Diverged(RuntimeError):
+    """The loss or the gradient became NaN or infinite (the step is not applied)."""
+
+
 def train(run: str | Path, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig, *,
           resume: bool = False, device: str = "auto", progress: bool | int = True,
           stop_after: int | None = None) -> dict:
@@ -209,21 +214,22 @@ def train(run: str | Path, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig,
             diff = sorted(f"{sec}.{k}" for sec in cfg for k in set(cfg[sec]) | set(stored[sec])
                           if cfg[sec].get(k) != stored[sec].get(k))
             raise ck.CheckpointError(f"--resume with changed settings: {', '.join(diff)}")
-        tensors, meta = ck.read_checkpoint(run)
-        if meta.get("config_digest") != ck.config_digest(cfg):
-            raise ck.CheckpointError("checkpoint was written for a different config.json")
+        tensors, meta = ck.read_checkpoint(run, cfg)
     elif (run / ck.CKPT).exists():
         raise ck.CheckpointError(f"{run} already holds a run; use --resume or a new --out")
     # Everything that can reject the settings runs BEFORE anything is written into the run
     # directory: building the model (e.g. a bad attn_position), moving it to the device, and
     # the sequence length of the first batch against max_len.
     torch.manual_seed(tc.seed)
+    first = make_batch(data, tc.batch_size, tc.seed, rank, TRAIN).tokens.shape[1]
+    longest = first if data.task == "istree" else max(first, data.task_obj().seq_len() + 1)
+    need, count = memory_estimate(model_cfg, tc.batch_size, longest, training=True)
+    require(need, f"training {count:,} parameters on batches of {tc.batch_size} x {longest:,} "
+            "tokens")
     lm = LM(model_cfg).to(dev)
-    if model_cfg.arch != "mamba":
-        first = make_batch(data, tc.batch_size, tc.seed, rank, TRAIN).tokens.shape[1]
-        if first - 1 > model_cfg.max_len:
-            raise ValueError(f"task sequences of {first - 1} tokens exceed the model's max_len "
-                             f"{model_cfg.max_len}; use a smaller --n")
+    if model_cfg.arch != "mamba" and first - 1 > model_cfg.max_len:
+        raise ValueError(f"task sequences of {first - 1} tokens exceed the model's max_len "
+                         f"{model_cfg.max_len}; use a smaller --n")
     created: list[Path] = []
     if not resume:
         # A directory with config.json but no checkpoint is a run that failed or was stopped
@@ -331,6 +337,11 @@ def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: Trai
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+            if not bool(torch.isfinite(gnorm)):   # grads are all-reduced: every rank agrees
+                raise Diverged(f"training diverged at step {step + 1}: loss {float(loss):.4g}, "
+                               f"gradient norm {float(gnorm):.4g}; nothing of this step was "
+                               f"applied and the last checkpoint is kept (lower --lr or raise "
+                               f"--warmup)")
             opt.step()
             step += 1
             seen += x.shape[0] * world

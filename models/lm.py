@@ -268,3 +268,26 @@ class LM(nn.Module):
             return c.n_layers * kv
         return kv + c.n_layers * 2 * c.d_model * (c.d_state + 3)
 
+
+
+def memory_estimate(cfg: LMConfig, batch: int, length: int, training: bool) -> tuple[int, int]:
+    """(bytes, parameters): a rough upper estimate of the memory one step of ``LM(cfg)`` needs
+    on ``batch`` sequences of ``length`` tokens, computed from shapes alone (the model is built
+    on the ``meta`` device, nothing is allocated), for the up-front refusal of
+    rnngap.resources. Counted (float32): the parameters (training: + gradients and two AdamW
+    moments), per attention layer ~3 (B, H, L, L) score tensors, per Mamba layer ~5
+    (B, L, d_inner, N) scan tensors plus ~12 (B, L, width) activations per layer, and the
+    logits (training: 3 copies for the loss). Not a peak measurement: a guard against
+    requests that cannot possibly fit."""
+    with torch.device("meta"):
+        params = sum(v.numel() for v in LM(cfg).state_dict().values())
+    f = 4
+    mult = 3 if training else 1
+    n_attn = cfg.n_layers if cfg.arch == "transformer" else (1 if cfg.arch == "hybrid" else 0)
+    n_mamba = 0 if cfg.arch == "transformer" else cfg.n_layers
+    d_inner = 2 * cfg.d_model
+    act = n_attn * (3 * batch * cfg.n_heads * length * length * f * mult)
+    act += n_mamba * (5 * batch * length * d_inner * cfg.d_state * f * (2 if training else 1))
+    act += (n_attn + n_mamba) * 12 * batch * length * max(cfg.d_model, d_inner) * f
+    act += batch * length * cfg.vocab_size * f * mult
+    return params * f * (4 if training else 1) + act, params

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnngap.resources import require
+
 SCANS = ("auto", "fused", "loop", "chunked", "cuda")
 
 
@@ -234,6 +236,9 @@ class MambaMixer(nn.Module):
             y, h = self._cuda_scan(x, z, state is not None)
         else:
             dt, Bm, Cm = self._ssm_inputs(x)
+            # decay, input and states per (token, channel, state): ~4 (B, T, di, N) tensors
+            require(4 * x.shape[0] * T * x.shape[2] * self.cfg.d_state * x.element_size(),
+                    f"the selective scan over {T:,} tokens (batch {x.shape[0]})")
             A = -torch.exp(self.A_log)                                # (di, N)
             logA = dt.unsqueeze(-1) * A                               # (B, T, di, N)
             dBx = (dt * x).unsqueeze(-1) * Bm.unsqueeze(2)            # (B, T, di, N)

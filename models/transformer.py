@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnngap.models.arith import Arith
+from rnngap.resources import require
 
 NORMS = ("none", "rmsnorm")
 POSITIONS = ("none", "table", "rope")
@@ -184,6 +185,10 @@ class Attention(nn.Module):
         if last_only:
             offset += q.shape[-2] - 1
             q = q[..., -1:, :]
+        # scores, mask and softmax of every (query, key) pair: ~3 (B, H, Tq, Tk) tensors
+        require(3 * q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] * q.element_size(),
+                f"attention over {k.shape[2]:,} positions ({q.shape[1]} heads, batch "
+                f"{q.shape[0]})")
         if arith is None:
             o = F.scaled_dot_product_attention(q, k, v, is_causal=(q.shape[-2] > 1 and not past),
                                                scale=self.scale) if q.shape[-2] == k.shape[-2] \

@@ -92,6 +92,8 @@ def run_check(check: Check, quick: bool) -> dict:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rnngap-claims-") as tmp:
         res = CliRunner().invoke(main, [a.replace("{tmpdir}", tmp) for a in args])
+    if res.exit_code == 130:   # Ctrl-C inside the check: the whole claims run stops, not FAILED
+        raise KeyboardInterrupt
     reason = judge(check.expect, res.exit_code, res.stdout)
     if res.exception is not None and not isinstance(res.exception, SystemExit):
         reason = f"crashed: {type(res.exception).__name__}: {res.exception}"

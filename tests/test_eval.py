@@ -133,10 +133,10 @@ def test_eval_cli_json_keys(run_dir: Path) -> None:
 
 def test_eval_cli_errors(run_dir: Path, tmp_path: Path) -> None:
     r = CliRunner()
-    assert r.invoke(eval_cmd, [str(tmp_path / "none")]).exit_code == 1
+    assert r.invoke(eval_cmd, [str(tmp_path / "none")]).exit_code == 2
     (tmp_path / "empty").mkdir()
     res = r.invoke(eval_cmd, [str(tmp_path / "empty")])
-    assert res.exit_code == 1 and "not an rnngap run" in res.output
+    assert res.exit_code == 2 and "not an rnngap run" in res.output
     res = r.invoke(eval_cmd, [str(run_dir), "--format", "zzz"])
     assert res.exit_code == 2 and "unknown format" in res.output
     bad = tmp_path / "bad"
@@ -145,12 +145,12 @@ def test_eval_cli_errors(run_dir: Path, tmp_path: Path) -> None:
     (bad / "checkpoint.safetensors").write_bytes(
         (run_dir / "checkpoint.safetensors").read_bytes()[:100])
     res = r.invoke(eval_cmd, [str(bad)])
-    assert res.exit_code == 1 and "corrupted or truncated" in res.output
+    assert res.exit_code == 2 and "corrupted or truncated" in res.output
     cfg = json.loads((run_dir / "config.json").read_text())
     cfg["model"]["model"] = "transformer"
     (bad / "config.json").write_text(json.dumps(cfg))
     res = r.invoke(eval_cmd, [str(bad)])
-    assert res.exit_code == 1 and "not a usable run config" in res.output
+    assert res.exit_code == 2 and "not a usable run config" in res.output
 
 
 def test_retrieval_task_eval(tmp_path: Path) -> None:
@@ -190,7 +190,16 @@ def test_eval_of_a_cuda_scan_run_falls_back_without_the_kernel(run_dir: Path,
     cfg = json.loads((run_dir / "config.json").read_text())
     cfg["model"]["scan"] = "cuda"
     (d / "config.json").write_text(json.dumps(cfg))
-    (d / "checkpoint.safetensors").write_bytes((run_dir / "checkpoint.safetensors").read_bytes())
+    # as a run trained with the kernel would be: its checkpoint names this config's digest
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from rnngap.learned.checkpoint import config_digest
+    with safe_open(str(run_dir / "checkpoint.safetensors"), "pt") as f:
+        meta = json.loads(f.metadata()["meta"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    meta["config_digest"] = config_digest(cfg)
+    save_file(tensors, d / "checkpoint.safetensors", metadata={"meta": json.dumps(meta)})
     res = CliRunner().invoke(eval_cmd, [str(d), "--json", "--samples", "2", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["samples"] == 2

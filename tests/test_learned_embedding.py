@@ -305,7 +305,7 @@ def test_report_from_results_file(tmp_path: Path) -> None:
     bad.write_text("[{}]")
     res = CliRunner().invoke(report_cmd, ["--task", "ar", "--results", str(bad), "--out",
                                           str(tmp_path / "r2")])
-    assert res.exit_code == 1 and "no rows for task" in res.output
+    assert res.exit_code == 2 and "no rows for task" in res.output
     res = CliRunner().invoke(report_cmd, ["--task", "ar", "--results", str(f), "--runs",
                                           str(tmp_path), "--out", str(tmp_path / "r3")])
     assert res.exit_code == 2

@@ -113,10 +113,10 @@ def test_cli_errors(tmp_path: Path) -> None:
     res = r.invoke(train_cmd, ["--out", str(tmp_path / "x"), "--n", "2", *base])
     assert res.exit_code == 2 and "n >= 4" in res.output
     res = r.invoke(train_cmd, ["--resume", str(tmp_path / "nothing")])
-    assert res.exit_code == 1 and "not a directory" in res.output
+    assert res.exit_code == 2 and "not a directory" in res.output
     (tmp_path / "notrun").mkdir()
     res = r.invoke(train_cmd, ["--resume", str(tmp_path / "notrun")])
-    assert res.exit_code == 1 and "not an rnngap run directory" in res.output
+    assert res.exit_code == 2 and "not an rnngap run directory" in res.output
     ok = r.invoke(train_cmd, ["--out", str(tmp_path / "y"), "--json", *base])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output)["step"] == 2
@@ -224,9 +224,13 @@ def test_failed_start_writes_nothing_and_config_only_dir_starts_over(tmp_path: P
     assert ok.exit_code == 0, ok.output
     (d / "checkpoint.safetensors").unlink()  # as if it had died before its first checkpoint
     res = r.invoke(train_cmd, ["--resume", str(d)])
-    assert res.exit_code == 1 and "starts it over" in res.output
-    ok = r.invoke(train_cmd, ["--out", str(d), "--arch", "hybrid", "--json", *BASE])
+    assert res.exit_code == 2 and "starts it over" in res.output
+    res = r.invoke(train_cmd, ["--out", str(d), "--arch", "hybrid", "--json", *BASE])
+    assert res.exit_code == 2 and "--overwrite" in res.output     # never replaced silently
+    ok = r.invoke(train_cmd, ["--out", str(d), "--arch", "hybrid", "--json", "--overwrite",
+                              *BASE])
     assert ok.exit_code == 0, ok.output
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
     assert (d / "checkpoint.safetensors").is_file()
 
 

@@ -31,6 +31,7 @@ their state is not bounded, and no failure length follows (they solve the tasks:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 DTYPE_BITS: dict[str, int] = {"float32": 32, "fp32": 32, "bfloat16": 16, "bf16": 16,
@@ -117,6 +118,12 @@ def state_of(family: str, params: dict, name: str | None = None, source: str = "
     if missing:
         raise ValueError(f"{family} needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
     p = {**DEFAULTS[family], **{k: v for k, v in params.items() if v is not None}}
+    for k in (*FAMILIES[family], *DEFAULTS[family]):
+        v = p.get(k)
+        if isinstance(v, str) or v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{k} must be a finite number, got {v!r}")
     d, layers = int(p["d_model"]), int(p["n_layers"])
     if d < 1 or layers < 1:
         raise ValueError("d_model and n_layers must be >= 1")

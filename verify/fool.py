@@ -130,7 +130,13 @@ def load_machine(spec: str, bits: int, k: int) -> Machine:
         sys.path.insert(0, cwd)
     try:
         fn = getattr(importlib.import_module(mod), attr)
-    except (ImportError, AttributeError) as exc:
+    except SyntaxError as exc:
+        raise ValueError(f"cannot load {spec!r}: syntax error in {exc.filename} line "
+                         f"{exc.lineno}: {exc.msg}") from None
+    except Exception as exc:  # noqa: BLE001  (importing runs the user's module: any failure)
+        if not isinstance(exc, (ImportError, AttributeError)):
+            raise ValueError(f"cannot load {spec!r}: importing it raised "  # noqa: TRY004
+                             f"{type(exc).__name__}: {exc}") from None
         raise ValueError(f"cannot load {spec!r}: {exc} (the module must be importable: run "
                          "from its directory or add that directory to PYTHONPATH)") from None
     finally:
