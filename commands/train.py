@@ -11,7 +11,14 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from rnngap.commands._common import UserError, check_out_dir, dump_json, max_memory_option, promote
+from rnngap.commands._common import (
+    UserError,
+    check_out_dir,
+    dump_json,
+    fail,
+    max_memory_option,
+    promote,
+)
 
 TASKS = ("istree", "index", "ar", "cgram", "counting")
 ARCHES = ("transformer", "mamba", "hybrid", "rnn", "llama")
@@ -226,8 +233,7 @@ def train(ctx: click.Context, **o) -> None:
     import torch
 
     from rnngap.learned.checkpoint import CheckpointError, read_run_config
-    from rnngap.learned.train import pick_device, run_config
-    from rnngap.learned.train import Diverged
+    from rnngap.learned.train import Diverged, pick_device, run_config
     from rnngap.learned.train import train as do_train
 
     try:
@@ -268,6 +274,7 @@ def train(ctx: click.Context, **o) -> None:
         except BaseException:
             if run != Path(o["out"] or o["resume"]):     # a staging directory: nothing to keep
                 shutil.rmtree(run, ignore_errors=True)
+            _leave_process_group()
             raise
         if run != Path(o["out"] or o["resume"]):
             if summary["interrupted"]:
@@ -295,6 +302,18 @@ def train(ctx: click.Context, **o) -> None:
                    f"run {summary['run']}")
     if summary["interrupted"]:
         ctx.exit(130)
+
+
+def _leave_process_group() -> None:
+    """On an error under torchrun: leave the process group before exiting, so that no rank
+    aborts in the interpreter's teardown with a live gloo/nccl group (train() leaves it itself
+    after a finished run, behind a barrier)."""
+    try:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 -- best effort on the way out of a failed run
+        pass
 
 
 def _from_stored(stored: dict):

@@ -338,7 +338,8 @@ def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: Trai
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
             if not bool(torch.isfinite(gnorm)):   # grads are all-reduced: every rank agrees
-                raise Diverged(f"training diverged at step {step + 1}: loss {float(loss):.4g}, "
+                raise Diverged(f"training diverged at step {step + 1}: loss "
+                               f"{float(loss.detach()):.4g}, "
                                f"gradient norm {float(gnorm):.4g}; nothing of this step was "
                                f"applied and the last checkpoint is kept (lower --lr or raise "
                                f"--warmup)")
