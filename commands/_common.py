@@ -129,8 +129,9 @@ def max_memory_option(f):
 
 def overwrite_option(f):
     return click.option("--overwrite", is_flag=True,
-                        help="Replace an existing, non-empty output directory. The old one is "
-                             "removed only once the new result is complete.")(f)
+                        help="Replace an existing output (a non-empty --out directory, an "
+                             "existing --plot file). A directory is replaced only once the new "
+                             "result is complete.")(f)
 
 
 def check_out_dir(path: str | os.PathLike, overwrite: bool, option: str = "--out") -> Path:
@@ -144,6 +145,23 @@ def check_out_dir(path: str | os.PathLike, overwrite: bool, option: str = "--out
         raise UserError(f"{option} {out} already holds {what}; choose a new directory, or pass "
                         "--overwrite to replace it")
     return out
+
+
+def check_out_file(path: str, overwrite: bool, option: str = "--plot") -> None:
+    """Before any work: UserError (exit 2) unless ``path`` names a file in an existing, writable
+    folder, and an existing file there is only replaced with ``overwrite``."""
+    if not path.strip():
+        raise UserError(f"{option}: empty path")
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{option} {path}: a directory is in the way (give a file path)")
+    if not p.parent.is_dir():
+        raise UserError(f"{option} {path}: folder {str(p.parent)!r} does not exist")
+    if not os.access(p.parent, os.W_OK):
+        raise UserError(f"{option} {path}: folder {str(p.parent)!r} is not writable")
+    if p.exists() and not overwrite:
+        raise UserError(f"{option} {path} already exists; choose a new name, or pass "
+                        "--overwrite to replace it")
 
 
 @contextmanager

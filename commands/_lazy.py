@@ -50,8 +50,15 @@ class LazyGroup(click.Group):
         except (click.exceptions.Abort, KeyboardInterrupt):
             click.echo("\ninterrupted (Ctrl-C)", err=True)
             sys.exit(130)
+        except click.UsageError as exc:
+            # one line: the message (click's may span lines, e.g. a list of choices) and where
+            # to read more, instead of click's three-line usage block
+            msg = " ".join(exc.format_message().split())
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"Error: {msg}{hint}", err=True)
+            sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            exc.show()
+            click.echo(f"Error: {' '.join(exc.format_message().split())}", err=True)
             sys.exit(exc.exit_code)
         except ResourceError as exc:
             click.echo(f"Error: {exc}", err=True)

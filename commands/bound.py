@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import click
 
-from rnngap.commands._common import UserError, dump_json, fail, read_json_file, table
+from rnngap.commands._common import (
+    UserError,
+    check_out_file,
+    dump_json,
+    fail,
+    overwrite_option,
+    read_json_file,
+    table,
+)
 
 ORDER_CHOICES = {"last": ("query-last",), "first": ("query-first",),
                  "both": ("query-last", "query-first")}
@@ -124,12 +131,14 @@ def _rows(state_bits: int, tasks, orders, alphabet, c) -> list[dict]:
 @click.option("--alphabet", type=int, help="Fixed alphabet k (default: n+1, growing with n).")
 @click.option("--c", "c", type=int, default=2, show_default=True, help="c for c-gram retrieval.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write ceiling-vs-n plot (PNG).")
+@overwrite_option
 @click.option("--brute", is_flag=True,
               help="With --task and a tiny --n: also enumerate every input and compare.")
 @click.option("--list-archs", is_flag=True, help="List presets with their source configs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
 def bound(state_bits, arch, config, d_model, n_layers, d_state, expand, heads, d_conv, head_dim,
-          window, attention_every, dtype, task, n, order, alphabet, c, plot, brute, list_archs, as_json):
+          window, attention_every, dtype, task, n, order, alphabet, c, plot, overwrite, brute,
+          list_archs, as_json):
     """Lower bounds for one-pass machines with S bits of state (any RNN, with or without CoT).
 
     \b
@@ -161,7 +170,7 @@ def bound(state_bits, arch, config, d_model, n_layers, d_state, expand, heads, d
     if c < 2:
         raise click.BadParameter(f"c must be >= 2, got {c}", param_hint="--c")
     if plot is not None:
-        _check_plot_path(plot)
+        check_out_file(plot, overwrite)
     free = {"d_model": d_model, "n_layers": n_layers, "d_state": d_state, "expand": expand,
             "heads": heads, "d_conv": d_conv, "head_dim": head_dim, "window": window,
             "attention_every": attention_every}
@@ -374,22 +383,6 @@ def _print_table(rows, state_bits, st, plot) -> None:
                "distribution).")
     if plot:
         click.echo(f"plot written to {plot}")
-
-
-def _check_plot_path(path: str) -> None:
-    """Usage error (exit 2) unless ``path`` names a file in an existing, writable folder."""
-    import os
-
-    if not path.strip():
-        raise click.BadParameter("empty path", param_hint="--plot")
-    parent = Path(path).parent
-    if Path(path).is_dir():
-        raise click.BadParameter(f"{path!r} is a directory", param_hint="--plot")
-    if not parent.is_dir():
-        raise click.BadParameter(f"folder {str(parent)!r} does not exist (or is not a folder)",
-                                 param_hint="--plot")
-    if not os.access(parent, os.W_OK):
-        raise click.BadParameter(f"folder {str(parent)!r} is not writable", param_hint="--plot")
 
 
 def _plot(path: str, state_bits: int, rows: list[dict], alphabet, c) -> None:

@@ -15,6 +15,7 @@ from rnngap.commands._common import (
     staged_out_dir,
 )
 from rnngap.commands.verify_retrieval import MAX_N, make_task
+from rnngap.resources import ResourceError
 
 TASKS = ("index", "ar", "cgram", "counting", "istree")
 
@@ -66,6 +67,8 @@ def construct(task, n, model, alphabet, c, exact, out, overwrite, as_json):
                 cons = build_hybrid(task, t)
             else:
                 cons = importlib.import_module(f"rnngap.constructions.{task}").build(t)
+        except ResourceError:
+            raise  # one line at the top level (cli), not a usage message
         except ValueError as e:
             raise click.UsageError(str(e)) from None
     from rnngap.constructions.base import Construction, export

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from rnngap.commands._common import UserError, dump_json, max_memory_option
+from rnngap.resources import ResourceError
 
 
 @click.command(context_settings={"show_default": True})
@@ -56,6 +57,8 @@ def evaluate(run_dir: str, n: int | None, fmt: str | None, samples: int, batch_s
                        progress=progress and not as_json)
     except CheckpointError as exc:
         raise UserError(str(exc)) from None
+    except ResourceError:
+        raise  # one line at the top level (cli), not a usage message
     except ValueError as exc:
         raise click.UsageError(str(exc).splitlines()[0]) from None
     res = {**res, "arch": lm.cfg.arch, "run": run_dir, "step": meta["step"],

@@ -19,6 +19,7 @@ from rnngap.commands._common import (
     max_memory_option,
     promote,
 )
+from rnngap.resources import ResourceError
 
 TASKS = ("istree", "index", "ar", "cgram", "counting")
 ARCHES = ("transformer", "mamba", "hybrid", "rnn", "llama")
@@ -238,6 +239,8 @@ def train(ctx: click.Context, **o) -> None:
 
     try:
         pick_device(o["device"])
+    except ResourceError:
+        raise  # one line at the top level (cli), not a usage message
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if o["threads"]:
@@ -287,6 +290,8 @@ def train(ctx: click.Context, **o) -> None:
         raise UserError(str(exc)) from None
     except Diverged as exc:
         fail(str(exc), 1)
+    except ResourceError:
+        raise  # one line at the top level (cli), not a usage message
     except ValueError as exc:
         raise click.UsageError(str(exc).splitlines()[0]) from None
     except OSError as exc:
@@ -312,7 +317,7 @@ def _leave_process_group() -> None:
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
-    except Exception:  # noqa: BLE001 -- best effort on the way out of a failed run
+    except Exception:  # noqa: BLE001, S110 -- best effort on the way out of a failed run
         pass
 
 

@@ -9,7 +9,14 @@ from collections.abc import Callable
 
 import click
 
-from rnngap.commands._common import dump_json, max_memory_option, table
+from rnngap.commands._common import (
+    check_out_file,
+    dump_json,
+    max_memory_option,
+    overwrite_option,
+    table,
+)
+from rnngap.resources import ResourceError
 
 #: task -> (verifier module, function); each returns a verdict dict with ``verify.verdict.KEYS``
 VERIFIERS: dict[str, tuple[str, str]] = {
@@ -100,6 +107,8 @@ def run_one(name: str, task, precision: int | None, search: bool, samples: int,
         precheck(name, task, getattr(task, "c", None), bool(getattr(task, "exact", False)))
     try:
         verdict = fn(task, precision=precision, samples=samples, seed=seed)
+    except ResourceError:
+        raise  # one line at the top level (cli), not a usage message
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     if name == "counting":  # say which form was proved, and only that form's convention
@@ -184,6 +193,7 @@ def render(v: dict) -> str:
 
 def task_options(f):
     f = max_memory_option(f)
+    f = overwrite_option(f)
     f = click.option("--seed", default=0, show_default=True, type=int,
                      help="Seed of the sampled cross-check inputs.")(f)
     f = click.option("--samples", default=64, show_default=True,
@@ -247,7 +257,9 @@ def maybe_plot(path: str | None, names: list[str], n_max: int, verdicts: list[di
 
 def _command(name: str, extra: Callable | None = None):
     def cmd(n, alphabet, model, precision, search_precision, as_json, plot, samples, seed,
-            c=None, exact=False):
+            overwrite, c=None, exact=False):
+        if plot:
+            check_out_file(plot, overwrite)
         task = make_task(name, n, alphabet, c, exact)
         v = run_one(name, task, precision, search_precision, samples, seed, model)
         maybe_plot(plot, [name], n, [v])
@@ -293,8 +305,11 @@ counting = _command("counting", _exact_option)
 @click.option("--model", type=click.Choice(["transformer", "hybrid"]), default="transformer",
               show_default=True, help="Transformer (Thm 4.6) or hybrid (Def 5.5) constructions.")
 @max_memory_option
-def verify_all(n, c, precision, as_json, plot, samples, seed, model):
+@overwrite_option
+def verify_all(n, c, precision, as_json, plot, samples, seed, model, overwrite):
     """All four retrieval tasks at length n: one row each; exit 0 only if all verify."""
+    if plot:
+        check_out_file(plot, overwrite)
     tasks = {name: make_task(name, n, None, c if name == "cgram" else None, False)
              for name in VERIFIERS}  # every parameter error before any work
     verdicts = [run_one(name, task, precision, False, samples, seed, model)
