@@ -134,11 +134,23 @@ def _rows(state_bits: int, tasks, orders, alphabet, c) -> list[dict]:
 @overwrite_option
 @click.option("--brute", is_flag=True,
               help="With --task and a tiny --n: also enumerate every input and compare.")
+@click.option("--oracle", type=click.Choice(["ar"]),
+              help="Claim C7: the machine may also ask an associative-recall oracle (the token "
+                   "after an occurrence of a token; verify/oracle.py). Counts the classes that "
+                   "remain after everything the oracle can reveal.")
+@click.option("--occurrence", type=click.Choice(["first", "last", "adversarial"]),
+              default="first", show_default=True,
+              help="With --oracle: which occurrence the oracle answers from (adversarial: any; "
+                   "bounds take the larger of first and last).")
+@click.option("--search", "oracle_search", type=click.Choice(["all", "keys"]), default="all",
+              show_default=True,
+              help="With --oracle: occurrences at every position, or only at key positions "
+                   "(odd, the key-value layout: an oracle for AR itself).")
 @click.option("--list-archs", is_flag=True, help="List presets with their source configs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
 def bound(state_bits, arch, config, d_model, n_layers, d_state, expand, heads, d_conv, head_dim,
           window, attention_every, dtype, task, n, order, alphabet, c, plot, overwrite, brute,
-          list_archs, as_json):
+          oracle, occurrence, oracle_search, list_archs, as_json):
     """Lower bounds for one-pass machines with S bits of state (any RNN, with or without CoT).
 
     \b
@@ -171,6 +183,12 @@ def bound(state_bits, arch, config, d_model, n_layers, d_state, expand, heads, d
         raise click.BadParameter(f"c must be >= 2, got {c}", param_hint="--c")
     if plot is not None:
         check_out_file(plot, overwrite)
+    if oracle is not None:
+        _oracle_mode(task, n, alphabet, c, state_bits, occurrence, oracle_search, brute,
+                     as_json, bool(plot or arch or config or order or dtype))
+        return
+    if ctx_given(("occurrence", "oracle_search")):
+        raise click.UsageError("--occurrence and --search apply only with --oracle ar")
     free = {"d_model": d_model, "n_layers": n_layers, "d_state": d_state, "expand": expand,
             "heads": heads, "d_conv": d_conv, "head_dim": head_dim, "window": window,
             "attention_every": attention_every}
@@ -212,6 +230,109 @@ def bound(state_bits, arch, config, d_model, n_layers, d_state, expand, heads, d
         dump_json(rows)
         return
     _print_table(rows, state_bits, st, plot)
+
+
+def ctx_given(names: tuple[str, ...]) -> bool:
+    """True when any of these options was given on the command line."""
+    from click.core import ParameterSource
+    ctx = click.get_current_context()
+    return any(ctx.get_parameter_source(x) == ParameterSource.COMMANDLINE for x in names)
+
+
+ORACLE_TASKS = ("index", "ar", "cgram", "counting", "counting-exact")
+
+
+def _oracle_mode(task, n, alphabet, c, state_bits, rule, search, brute, as_json,
+                 other_flags) -> None:
+    """``bound --oracle ar``: classes after conditioning on the oracle (claim C7)."""
+    from rnngap.verify import oracle as O
+
+    if other_flags:
+        raise click.UsageError("--oracle takes --task, --n, --state-bits, --alphabet, --c, "
+                               "--occurrence, --search, --brute and --json only")
+    if task == "istree":
+        raise click.BadParameter("the AR oracle bound covers the retrieval tasks "
+                                 f"({', '.join(ORACLE_TASKS)})", param_hint="--task")
+    if n is None and state_bits is None:
+        raise click.UsageError("--oracle needs --n N (a count) or --state-bits S (failure "
+                               "lengths), with --task")
+    if task is None and n is not None:
+        raise click.UsageError("--n needs --task")
+    if n is not None and (n < 1 or (task == "ar" and n % 2) or (task == "cgram" and n < c)):
+        raise click.BadParameter("must be >= 1 (even for ar, >= c for cgram)", param_hint="--n")
+    if brute and n is None:
+        raise click.UsageError("--brute needs --task and --n")
+    if n is not None:
+        k = alphabet if alphabet is not None else n + 1
+        if task == "ar" and k < n // 2:
+            raise click.BadParameter("AR needs alphabet >= n/2 (distinct keys)",
+                                     param_hint="--alphabet")
+        try:
+            ct = O.count(task, n, k, rule, search, c, brute=True if brute else None)
+        except ValueError as exc:
+            raise click.UsageError(str(exc).splitlines()[0]) from None
+        out = {"task": task, "n": n, "alphabet": k, "oracle": "ar", "occurrence": rule,
+               "search": search, "prefix_classes": ct.prefix_classes,
+               "bits_needed": math.ceil(ct.bits_needed - 1e-12), "exact": ct.exact,
+               "method": ct.method}
+        if brute:
+            fams = [f for r in O.deterministic_rules(rule)
+                    if (f := O.family(task, n, k, r, search, c)) is not None]
+            out["family_lower_bound"] = max((f.size for f in fams), default=1)
+            if out["family_lower_bound"] > ct.prefix_classes:
+                fail(f"the explicit family ({out['family_lower_bound']}) exceeds the brute-force "
+                     f"count ({ct.prefix_classes}): a bug")
+        if state_bits is not None:
+            out["state_bits"] = state_bits
+            out["state_bits_too_few"] = ct.bits_needed > state_bits
+        if as_json:
+            dump_json(out)
+            return
+        kind = "exactly" if ct.exact else "at least"
+        click.echo(f"{task} n={n} (alphabet {k}) with an AR oracle ({rule} occurrence, search "
+                   f"{search}): {kind} {ct.prefix_classes:,} classes remain after everything "
+                   f"the oracle can reveal; a correct machine needs >= {out['bits_needed']} bits "
+                   "of state")
+        click.echo(f"  method: {ct.method}")
+        if brute:
+            click.echo(f"  explicit family at this n: {out['family_lower_bound']:,} (<= the "
+                       "exact count, as it must be)")
+        if state_bits is not None:
+            verdict = ("too few: every such machine errs on some input" if
+                       out["state_bits_too_few"] else "not ruled out by this count")
+            click.echo(f"  S = {state_bits:,} bits: {verdict}")
+        return
+    if state_bits < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--state-bits")
+    rows = []
+    for t in ((task,) if task else ("index", "ar", "cgram", "counting")):
+        cc = max(c, 3) if t == "cgram" and task is None else c
+        n_star = O.failure_length(t, state_bits, alphabet, rule, search, cc)
+        row = {"task": t, "oracle": "ar", "occurrence": rule, "search": search,
+               "state_bits": state_bits, "failure_length": n_star,
+               "exact": False, "c": cc if t == "cgram" else None}
+        if n_star is not None:
+            k = alphabet if alphabet is not None else n_star + 1
+            f = [x for r in O.deterministic_rules(rule)
+                 if (x := O.family(t, n_star, k, r, search, cc)) is not None]
+            row["bits_at_failure"] = round(max(x.log2_size for x in f), 2) if f else None
+        else:
+            row["note"] = ("no failure length: the oracle answers every query"
+                           if t == "ar" and search == "keys" else
+                           "no family (c-gram needs c >= 3)" if t == "cgram" and cc < 3 else
+                           "not reached below n = 2^20")
+        rows.append(row)
+    if as_json:
+        dump_json(rows)
+        return
+    click.echo(f"S = {state_bits:,} bits + an AR oracle ({rule} occurrence, search {search}); "
+               "failure length n*: every such machine errs on some input of length n* (from an "
+               "explicit family: an upper bound on the true n*)")
+    for r in rows:
+        what = (f"n* = {r['failure_length']:,} ({r['bits_at_failure']} bits needed there)"
+                if r["failure_length"] else r["note"])
+        name = f"cgram c={r['c']}" if r["task"] == "cgram" else r["task"]
+        click.echo(f"  {name:<14} {what}")
 
 
 def _count_mode(task, n, orders, alphabet, c, state_bits, as_json, brute=False) -> None:

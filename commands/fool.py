@@ -8,8 +8,8 @@ from rnngap.commands._common import dump_json, fail
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--task", type=click.Choice(["index", "ar", "counting"]), default="index",
-              show_default=True)
+@click.option("--task", type=click.Choice(["index", "ar", "counting", "cgram"]), default="index",
+              show_default=True, help="cgram: with --oracle ar only.")
 @click.option("--state-bits", "-B", type=int, required=True, help="B: the machine's state bits.")
 @click.option("--machine", default="hash", show_default=True,
               help="prefix | hash | module:function: a transition f(state: int, token: int) -> "
@@ -21,8 +21,18 @@ from rnngap.commands._common import dump_json, fail
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-samples", type=int, default=1 << 23, show_default=True,
               help="Give up (exit 1) after this many sampled data strings (>= 1).")
+@click.option("--oracle", type=click.Choice(["ar"]),
+              help="Claim C7: the machine also has an associative-recall oracle. The pair is "
+                   "drawn from data strings on which the oracle answers EVERY query the same.")
+@click.option("--occurrence", type=click.Choice(["first", "last", "adversarial"]),
+              default="first", show_default=True, help="With --oracle: the occurrence rule.")
+@click.option("--search", "oracle_search", type=click.Choice(["all", "keys"]), default="all",
+              show_default=True, help="With --oracle: every position, or key positions only.")
+@click.option("--c", "c", type=int, default=3, show_default=True,
+              help="c for c-gram retrieval (with --oracle).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
-def fool(task, state_bits, machine, n, alphabet, seed, max_samples, as_json):
+def fool(task, state_bits, machine, n, alphabet, seed, max_samples, oracle, occurrence,
+         oracle_search, c, as_json):
     """Birthday search for a fooling pair: two data strings with the same B-bit state after the
     data, and a query on which their correct answers differ. Same state + same query = same
     answer, so the machine is wrong on one of them. Both runs are re-checked token by token.
@@ -37,6 +47,14 @@ def fool(task, state_bits, machine, n, alphabet, seed, max_samples, as_json):
 
     if state_bits < 1 or state_bits > 62:
         raise click.BadParameter("must be in [1, 62]", param_hint="--state-bits")
+    if seed < 0:
+        raise click.BadParameter(f"must be >= 0, got {seed}", param_hint="--seed")
+    if oracle:
+        _fool_oracle(task, state_bits, machine, n, alphabet, seed, max_samples, occurrence,
+                     oracle_search, c, as_json)
+        return
+    if task == "cgram":
+        raise click.BadParameter("cgram is searched with --oracle ar only", param_hint="--task")
     if n is None:
         found, _, _ = bounds.failure_length(task, state_bits, "query-last", alphabet)
         if found is None:
@@ -94,3 +112,58 @@ def fool(task, state_bits, machine, n, alphabet, seed, max_samples, as_json):
     else:
         click.echo("  any output rule gives both the same answer: wrong on at least one")
     click.echo("verified: same state, same query, different correct answers")
+
+
+def _fool_oracle(task, state_bits, machine, n, alphabet, seed, max_samples, rule, search, c,
+                 as_json) -> None:
+    """``fool --oracle ar``: a fooling pair whose oracle answers are all identical."""
+    from tqdm import tqdm
+
+    from rnngap.verify import fool as fl
+    from rnngap.verify import oracle as O
+
+    if c < 2:
+        raise click.BadParameter(f"c must be >= 2, got {c}", param_hint="--c")
+    if max_samples < 1:
+        raise click.BadParameter(f"must be >= 1, got {max_samples}", param_hint="--max-samples")
+    if task == "ar" and search == "keys":
+        raise click.UsageError("with --search keys the oracle answers every AR query: no "
+                               "fooling pair exists (rnngap verify ar-oracle)")
+    if n is None:
+        n = O.failure_length(task, state_bits, alphabet, rule, search, c)
+        if n is None:
+            raise click.UsageError(f"no family length found for {task} (c-gram needs c >= 3)")
+    if n < 2 or n > fl.MAX_N or (task == "ar" and n % 2):
+        raise click.BadParameter(f"must be in [2, {fl.MAX_N:,}] (even for ar)",
+                                 param_hint="--n")
+    k = alphabet if alphabet is not None else n + 1
+    try:
+        m = fl.load_machine(machine, state_bits, k)
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--machine") from None
+    try:
+        with tqdm(total=max_samples, unit="inputs", disable=as_json, leave=False) as bar:
+            res = O.fooling_pair(task, m, n, k, rule, search, c, seed, max_samples, bar.update)
+    except ValueError as exc:
+        raise click.UsageError(str(exc).splitlines()[0]) from None
+    if res is None:
+        fail(f"no fooling pair within {max_samples} samples of the family (raise "
+             "--max-samples, a larger --n, or change --seed)")
+    if as_json:
+        dump_json({**res.__dict__, "verified": True})
+        return
+    click.echo(f"task {task}, n = {n}, alphabet {k}; machine {res.machine}, {res.bits} bits, "
+               f"with an AR oracle ({res.rule} occurrence, search {search}); found after <= "
+               f"{res.samples} sampled members of the family ({res.family})")
+    click.echo(f"  input A: data {list(res.data_a)} + query {list(res.query)}")
+    click.echo(f"  input B: data {list(res.data_b)} + query {list(res.query)}")
+    click.echo(f"  the oracle's answer to every one of the {k} token queries: identical for A "
+               f"and B ({'yes' if res.signature_equal else 'NO'})")
+    if res.oracle_calls:
+        shown = ", ".join(f"ask {q} -> {'NONE' if a == O.NONE else a}"
+                          for q, a in res.oracle_calls)
+        click.echo(f"  oracle calls on the query tokens, both runs: {shown}")
+    click.echo(f"  run A and run B (re-run token by token): state after the data = "
+               f"{res.state_after_data} for both; final state = {res.final_state} for both")
+    click.echo(f"  correct answers: A -> {res.answer_a}, B -> {res.answer_b} (differ)")
+    click.echo("verified: same state, same oracle answers, same query, different correct answers")

@@ -13,6 +13,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "counting": ("rnngap.commands.verify_retrieval:counting", "Counting (Def 4.5)."),
     "all": ("rnngap.commands.verify_retrieval:verify_all", "All four retrieval tasks, one table."),
     "istree": ("rnngap.commands.verify_istree:istree", "IsTree: RNN + retrieval, or RNN + one attention layer."),
+    "ar-oracle": ("rnngap.commands.verify_oracle:ar_oracle",
+                  "AR by an RNN that asks an associative-recall oracle (C7)."),
 }
 
 

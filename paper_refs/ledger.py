@@ -59,7 +59,7 @@ def judge(expect: dict[str, Any], exit_code: int, stdout: str) -> str | None:
     want = expect.get("exit_code", 0)
     if exit_code != want:
         return f"exit code {exit_code}, expected {want}"
-    needs_json = any(k in expect for k in ("all_true", "all_have", "equals"))
+    needs_json = any(k in expect for k in ("all_true", "all_have", "all_int", "equals"))
     if not needs_json:
         return None
     try:
@@ -76,6 +76,9 @@ def judge(expect: dict[str, Any], exit_code: int, stdout: str) -> str | None:
         for k in expect.get("all_have", []):
             if k not in o:
                 return f"missing key {k}"
+        for k in expect.get("all_int", []):
+            if isinstance(o.get(k), bool) or not isinstance(o.get(k), int):
+                return f"{k} is {o.get(k)!r} for {o.get('task', '?')}, expected an integer"
         for k, v in expect.get("equals", {}).items():
             if o.get(k) != v:
                 return f"{k} = {o.get(k)!r}, expected {v!r}"

@@ -170,6 +170,16 @@ CASES: list[tuple[str, list[str], int]] = [
                                 "{d}/missing/dir/p.png"], 2),
     ("bound-plot-over-run", ["bound", "--state-bits", "64", "--plot", "{sentinel}"], 2),
     ("bound-plot-exists", ["bound", "--state-bits", "64", "--plot", "{d}/notjson.json"], 2),
+    ("bound-oracle-istree", ["bound", "--task", "istree", "--oracle", "ar", "--n", "5"], 2),
+    ("bound-oracle-rule", ["bound", "--task", "cgram", "--oracle", "ar", "--n", "5",
+                           "--occurrence", "middle"], 2),
+    ("bound-oracle-c1", ["bound", "--task", "cgram", "--oracle", "ar", "--n", "5", "--c", "1"],
+     2),
+    ("bound-oracle-brute-too-big", ["bound", "--task", "cgram", "--c", "3", "--oracle", "ar",
+                                    "--n", "40", "--brute"], 2),
+    ("bound-oracle-nothing", ["bound", "--oracle", "ar"], 2),
+    ("bound-occurrence-without-oracle", ["bound", "--state-bits", "64", "--occurrence",
+                                         "last"], 2),
     # --- fool
     ("fool-seed-negative", ["fool", "--state-bits", "8", "--seed", "-1"], 2),
     ("fool-state-bits-zero", ["fool", "--state-bits", "0"], 2),
@@ -184,6 +194,13 @@ CASES: list[tuple[str, list[str], int]] = [
     ("fool-machine-missing-attr", ["fool", "--state-bits", "8", "--machine", "os:nosuchattr"], 2),
     ("fool-machine-not-callable", ["fool", "--state-bits", "8", "--machine", "notcall:step"], 2),
     ("fool-machine-import-raises", ["fool", "--state-bits", "8", "--machine", "raises:step"], 2),
+    ("fool-cgram-without-oracle", ["fool", "--task", "cgram", "--state-bits", "8"], 2),
+    ("fool-oracle-ar-keys", ["fool", "--task", "ar", "--state-bits", "8", "--oracle", "ar",
+                             "--search", "keys"], 2),
+    ("fool-oracle-odd-ar", ["fool", "--task", "ar", "--state-bits", "8", "--oracle", "ar",
+                            "--n", "7"], 2),
+    ("verify-ar-oracle-odd", ["verify", "ar-oracle", "--n", "5"], 2),
+    ("verify-ar-oracle-too-big", ["verify", "ar-oracle", "--n", "12"], 2),
     # --- run
     ("run-istree-bad-edges", ["run", "istree", "--n", "4", "--edges", "1-2,garbage"], 2),
     ("run-istree-seed-negative", ["run", "istree", "--n", "4", "--seed", "-1"], 2),
@@ -281,7 +298,8 @@ MUST_SAY = {
     "bound-config-infinity": "Infinity", "bound-config-list-field": "d_model",
     "fool-machine-module-syntax-error": "syntax error", "fool-machine-import-raises": "raised",
     "train-task-param-n": "--n", "report-runs-other-task": "istree",
-    "eval-n-bigger-vocab": "learned embedding", "train-config-infinity": "Infinity",
+    "eval-n-bigger-vocab": "learned embedding", "bound-oracle-brute-too-big": "too large",
+    "verify-ar-oracle-too-big": "too many", "train-config-infinity": "Infinity",
 }
 
 
