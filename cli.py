@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("rnngap.commands.evaluate:evaluate",
              "Evaluate a trained run (or a transformers model) by generation."),
     "export": ("rnngap.commands.export:export", "Export a trained run as a transformers model."),
+    "sweep": ("rnngap.commands.sweep:sweep", "Run a grid of trainings (local or submitit)."),
     "params": ("rnngap.commands.params:params", "Parameter and state counts of a model."),
     "claims": ("rnngap.commands.claims:claims", "Check the paper's claims, one row each."),
     "report": ("rnngap.commands.report:report", "Construction vs bound vs learned, per task."),

@@ -190,11 +190,13 @@ class Diverged(RuntimeError):
 
 def train(run: str | Path, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig, *,
           resume: bool = False, device: str = "auto", progress: bool | int = True,
-          stop_after: int | None = None) -> dict:
+          stop_after: int | None = None, deadline: float | None = None) -> dict:
     """Train (or resume) a run in directory ``run``; returns a summary dict.
 
     ``stop_after``: behave as if interrupted after that many total steps (tests use it to
-    simulate Ctrl-C at a known step). Raises ``ck.CheckpointError`` for unusable run dirs.
+    simulate Ctrl-C at a known step). ``deadline``: a ``time.monotonic()`` value; past it the
+    run stops as if interrupted (checkpoint saved, ``interrupted`` True; sweeps' --max-minutes).
+    Raises ``ck.CheckpointError`` for unusable run dirs.
     """
     run = Path(run)
     rank, world = _dist()
@@ -249,7 +251,7 @@ def train(run: str | Path, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig,
     try:
         return _train_loop(run, lm, model_cfg, data, tc, cfg, dev, rank, world,
                            tensors if resume else None, meta if resume else None,
-                           progress, stop_after)
+                           progress, stop_after, deadline)
     except BaseException:
         if rank == 0 and not resume and not (run / ck.CKPT).exists():
             _remove_failed_start(run, created)
@@ -284,7 +286,8 @@ def _remove_failed_start(run: Path, created: list[Path]) -> None:
 
 def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig,
                 cfg: dict, dev: torch.device, rank: int, world: int, tensors: dict | None,
-                meta: dict | None, progress: bool, stop_after: int | None) -> dict:
+                meta: dict | None, progress: bool, stop_after: int | None,
+                deadline: float | None = None) -> dict:
     resume = tensors is not None
     params = [p for p in lm.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
@@ -365,7 +368,8 @@ def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: Trai
                 emit({"step": step, "kind": "eval", **ev})
             if step % tc.ckpt_every == 0 or step == tc.steps:
                 save()
-            want_stop = stop.requested or (stop_after is not None and step >= stop_after)
+            want_stop = stop.requested or (stop_after is not None and step >= stop_after) \
+                or (deadline is not None and time.monotonic() > deadline)
             if world > 1:  # stop on the same step on every rank (else DDP would hang)
                 import torch.distributed as dist
                 flag = torch.tensor([float(want_stop)], device=dev)
