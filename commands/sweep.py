@@ -143,7 +143,8 @@ def _run_local(args, runs, outp, workers, progress) -> None:
                 acc = row.get("accuracy_generation")
                 bar.write(f"{row['run']}: {row['status']}"
                           + (f", accuracy {acc:.3f}" if acc is not None else "")
-                          + (f" ({row.get('error')})" if row["status"] == "failed" else ""))
+                          + (f" ({row.get('error')})" if row["status"] == "failed" else ""),
+                          file=sys.stderr)
         except KeyboardInterrupt:
             for f in futs:
                 f.cancel()

@@ -1,0 +1,147 @@
+"""rnngap sweep: grid files, validation, resumable local runs, failures, submitit (local)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rnngap.cli import main
+from rnngap.learned import sweep as S
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("one_thread")]
+
+TINY = """
+task = "index"
+n = 6
+size = "tiny"
+steps = 2
+batch_size = 4
+eval_samples = 4
+[axes]
+arch = ["transformer", "mamba"]
+"""
+
+
+def _grid(tmp_path: Path, text: str, name: str = "g.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _sweep(*args):
+    return CliRunner().invoke(main, ["sweep", *[str(a) for a in args], "--no-progress"])
+
+
+def test_expand_product_names_and_defaults(tmp_path: Path) -> None:
+    runs = S.expand(S.load_grid(_grid(tmp_path, TINY + 'seed = [0, 1]\n')))  # an axis
+    assert len(runs) == 4 and len({r["name"] for r in runs}) == 4
+    assert {r["arch"] for r in runs} == {"transformer", "mamba"}
+    assert all(r["format"] == "plain" and r["eval_samples"] == 4 for r in runs)
+    j = tmp_path / "g.json"
+    j.write_text(json.dumps({"task": "index", "n": 6, "axes": {"arch": ["mamba"]}}))
+    assert S.expand(S.load_grid(j))[0]["arch"] == "mamba"
+
+
+@pytest.mark.parametrize("text,needle", [
+    (TINY + "colour = 3\n", "unknown key 'colour'"),
+    ("task = 'index'\nn = 6\n[axes]\narch = []\n", "non-empty list"),
+    ("task = 'index'\nn = 6\n[axes]\narch = ['mamba', 'mamba']\n", "duplicated runs"),
+    ("task = 'index'\n[axes]\narch = ['mamba']\n", "n is required"),
+    ("task = 'index'\nn = 6\nlr = -1.0\n[axes]\narch = ['mamba']\n", "lr must be"),
+    (("task = 'index'\nn = 6\nembedding = 'official'\n[model]\nd_model = 3\n[axes]\n"
+      "arch = ['transformer']\n"), "d_model"),
+    ("task = 'index'\nn = 6\n[model]\nwidth = 3\n[axes]\narch = ['mamba']\n", "[model] takes"),
+    ("task = 'istree'\nn = 6\nformat = 'poetry'\n[axes]\narch = ['mamba']\n", "format"),
+    ("this is = = not toml", "not valid TOML"),
+])
+def test_bad_grids_are_refused_before_anything_runs(tmp_path: Path, text, needle) -> None:
+    r = _sweep(_grid(tmp_path, text), "--out", tmp_path / "out")
+    assert r.exit_code == 2, r.output
+    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_local_sweep_runs_skips_and_refuses_another_grid(tmp_path: Path) -> None:
+    g = _grid(tmp_path, TINY)
+    out = tmp_path / "out"
+    r = _sweep(g, "--out", out, "--workers", "2", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["finished"] == 2
+    rows = S.read_results(out)
+    assert len(rows) == 2 and all(set(S.RESULT_KEYS) <= set(x) for x in rows)
+    assert all(x["status"] == "finished" and 0 <= x["accuracy_generation"] <= 1 for x in rows)
+    # a run directory is an ordinary run: eval reads it
+    assert CliRunner().invoke(main, ["eval", str(out / rows[0]["run"]), "--samples", "4",
+                                     "--no-progress"]).exit_code == 0
+    r = _sweep(g, "--out", out, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["ran_now"] == 0
+    r = _sweep(_grid(tmp_path, TINY.replace("steps = 2", "steps = 3"), "h.toml"), "--out", out)
+    assert r.exit_code == 2 and "another grid" in r.stderr
+
+
+def test_interrupted_run_resumes_and_failed_run_is_recorded(tmp_path: Path,
+                                                            monkeypatch) -> None:
+    from rnngap.learned.train import train
+    g = _grid(tmp_path, TINY.replace("steps = 2", "steps = 4"))
+    runs = S.expand(S.load_grid(g))
+    out = tmp_path / "out"
+    # a run killed after 1 of 4 steps: checkpoint, no result
+    model, data, tc = S.build(runs[0])
+    train(out / runs[0]["name"], model, data, tc, progress=False, stop_after=1)
+    assert [r["name"] for r in S.pending(out, runs)] == [r["name"] for r in runs]
+    row = S.run_one(runs[0], str(out))
+    assert row["status"] == "finished" and row["steps_done"] == 4
+    # a run that crashes is recorded with its error; the sweep's bookkeeping goes on
+    import rnngap.learned.evaluate as ev
+
+    def boom(*a, **k):
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(ev, "evaluate", boom)
+    row = S.run_one(runs[1], str(out))
+    assert row["status"] == "failed" and "disk on fire" in row["error"]
+    rows = S.write_results(out, runs)
+    assert [x["status"] for x in rows] == ["finished", "failed"]
+    assert S.pending(out, runs) == [] and S.pending(out, runs, retry_failed=True) == [runs[1]]
+
+
+def test_lr_from_takes_each_architectures_best(tmp_path: Path) -> None:
+    src = tmp_path / "lr"
+    src.mkdir()
+    rows = [{"arch": "mamba", "lr": 1e-3, "status": "finished", "accuracy_generation": 0.5},
+            {"arch": "mamba", "lr": 3e-3, "status": "finished", "accuracy_generation": 0.9},
+            {"arch": "mamba", "lr": 1e-2, "status": "failed"},
+            {"arch": "transformer", "lr": 1e-2, "status": "finished",
+             "accuracy_generation": 0.7}]
+    (src / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert S.best_lrs(src, "x") == {"mamba": 3e-3, "transformer": 1e-2}
+    g = _grid(tmp_path, 'lr_from = "lr"\n' + TINY)
+    r = _sweep(g, "--out", tmp_path / "out", "--dry-run", "--json")
+    assert r.exit_code == 0 and all(x["pending"] for x in json.loads(r.stdout))
+    g2 = _grid(tmp_path, 'lr_from = "lr"\n' + TINY.replace('"mamba"]', '"mamba", "hybrid"]'),
+               "g2.toml")
+    r = _sweep(g2, "--out", tmp_path / "out2")
+    assert r.exit_code == 2 and "no finished run for ['hybrid']" in r.stderr
+
+
+def test_submitit_local_executor(tmp_path: Path) -> None:
+    pytest.importorskip("submitit", reason="the cluster extra is not installed")
+    g = _grid(tmp_path, TINY.replace('["transformer", "mamba"]', '["mamba"]'))
+    r = _sweep(g, "--out", tmp_path / "out", "--launcher", "submitit", "--cluster", "local",
+               "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["finished"] == 1
+    assert S.read_results(tmp_path / "out")[0]["status"] == "finished"
+
+
+def test_unreachable_cluster_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("submitit", reason="the cluster extra is not installed")
+    import shutil
+    if shutil.which("sbatch"):
+        pytest.skip("this machine has SLURM")
+    r = _sweep(_grid(tmp_path, TINY), "--out", tmp_path / "out", "--launcher", "submitit",
+               "--cluster", "slurm")
+    assert r.exit_code == 2 and "sbatch" in r.stderr
+    assert not (tmp_path / "out").exists()
