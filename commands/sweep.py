@@ -34,11 +34,13 @@ from rnngap.commands._common import UserError, dump_json
               help="Train every run on this many samples (steps = samples / batch size) "
                    "instead of the grid's steps.")
 @click.option("--retry-failed", is_flag=True, help="Run failed runs again.")
+@click.option("--only", multiple=True, metavar="TEXT",
+              help="Only runs whose name contains TEXT (repeatable: all must match).")
 @click.option("--dry-run", is_flag=True, help="Validate and list the runs; run nothing.")
 @click.option("--progress/--no-progress", default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def sweep(grid, out, workers, launcher, cluster, partition, timeout_min, max_minutes, samples,
-          retry_failed, dry_run, progress, as_json):
+          retry_failed, only, dry_run, progress, as_json):
     """Run every run of GRID (a TOML or JSON grid file; learned/sweep.py documents the keys).
 
     \b
@@ -60,6 +62,10 @@ def sweep(grid, out, workers, launcher, cluster, partition, timeout_min, max_min
     try:
         g = S.load_grid(grid)
         runs = S.expand(g, grid)
+        if only:
+            runs = [r for r in runs if all(t in r["name"] for t in only)]
+            if not runs:
+                raise S.GridError(f"{grid}: no run name contains all of {list(only)}")
         lrs = None
         froms = {r["lr_from"] for r in runs if r.get("lr_from")}
         if len(froms) > 1:

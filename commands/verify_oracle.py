@@ -9,7 +9,8 @@ from rnngap.commands._common import dump_json, fail
 
 @click.command(name="ar-oracle")
 @click.option("--n", "n", type=int, default=6, show_default=True,
-              help="AR data length (even; every input is enumerated: n <= 8).")
+              help="AR data length (even; every input is enumerated: n <= 6 at the default "
+                   "alphabet, 2,000,000 inputs at most).")
 @click.option("--alphabet", type=int, help="Alphabet k (default n+1).")
 @click.option("--occurrence", type=click.Choice(["first", "last", "adversarial"]),
               default="first", show_default=True,

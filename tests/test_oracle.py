@@ -163,3 +163,18 @@ def test_claims_c7_has_a_computed_status() -> None:
     assert r.exit_code == 0, r.output
     row = json.loads(r.stdout)[0]
     assert row["status"] == "partially verified" and "ar-oracle" in row["evidence"]
+
+
+def test_fixed_alphabet_ar_failure_length_is_found() -> None:
+    """With k fixed the AR family shrinks again beyond some n: the search must not give up."""
+    n = O.failure_length("ar", 128, 100, "first")
+    assert n is not None and n <= 200
+    assert O.family("ar", n, 100, "first").log2_size > 128
+
+
+def test_bound_cgram_oracle_defaults_to_c3_and_says_so() -> None:
+    r = CliRunner().invoke(main, ["bound", "--task", "cgram", "--oracle", "ar", "--n", "5",
+                                  "--occurrence", "last", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["c"] == 3
+    r = CliRunner().invoke(main, ["bound", "--task", "cgram", "--oracle", "ar", "--n", "5"])
+    assert "cgram (c=3)" in r.stdout
