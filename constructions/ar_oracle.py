@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rnngap.constructions.rnn_rag import HALT, RETRIEVE, BitBoundedRNN, drive
-from rnngap.tasks.retrieval_env import Result
+from rnngap.tasks.retrieval_env import Result, pending_query
 from rnngap.verify.oracle import check_rule, occurrences
 
 
@@ -55,14 +55,7 @@ class AROracleEnv:
             self.append(t)
 
     def pending_query(self, start: int, end: int) -> list[int] | None:
-        if not self.tokens or self.tokens[-1] != end:
-            return None
-        for i in range(len(self.tokens) - 2, -1, -1):
-            if self.tokens[i] == start:
-                return self.tokens[i + 1:-1]
-            if self.tokens[i] == end:
-                return None
-        return None
+        return pending_query(self.tokens, start, end)
 
     def retrieve(self, query: Sequence[int]) -> Result:
         """The oracle: one data token in, the token after one of its occurrences out."""

@@ -221,14 +221,20 @@ class RetrievalEnv:
 
     def pending_query(self, start: int, end: int) -> list[int] | None:
         """The tokens between the last ``start`` token and a final ``end`` token, if any."""
-        if not self.tokens or self.tokens[-1] != end:
-            return None
-        for i in range(len(self.tokens) - 2, -1, -1):
-            if self.tokens[i] == start:
-                return self.tokens[i + 1:-1]
-            if self.tokens[i] == end:
-                return None
+        return pending_query(self.tokens, start, end)
+
+
+def pending_query(tokens: list[int], start: int, end: int) -> list[int] | None:
+    """The tokens between the last ``start`` and a final ``end`` token (None if the context
+    does not end with a complete query): shared by every retrieval environment."""
+    if not tokens or tokens[-1] != end:
         return None
+    for i in range(len(tokens) - 2, -1, -1):
+        if tokens[i] == start:
+            return tokens[i + 1:-1]
+        if tokens[i] == end:
+            return None
+    return None
 
 
 # -- the official IsTree dialect -------------------------------------------------------------

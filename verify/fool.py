@@ -229,26 +229,40 @@ def birthday_search(task: str, machine: Machine, n: int, k: int, seed: int = 0,
     them; verify by re-running both full inputs with the scalar transition. None if not found."""
     if task not in TASKS:
         raise ValueError(f"fool supports tasks {', '.join(TASKS)}; got {task!r}")
+    width = max(n, k) if task == "ar" else n  # AR draws a permutation of the alphabet per row
+    hit = collide(machine, lambda size, rng: sample_data(task, n, k, size, rng),
+                  lambda a, b: separating_query(task, a, b), seed, max_samples, progress,
+                  cap=max(1, BATCH_ELEMENTS // width))
+    if hit is None:
+        return None
+    a, b, q, drawn = hit
+    return _verify(task, machine, a, b, q, k, drawn)
+
+
+def collide(machine: Machine, sample: Callable[[int, np.random.Generator], np.ndarray],
+            separate: Callable[[tuple, tuple], tuple | None], seed: int = 0,
+            max_samples: int = 1 << 23, progress: Callable[[int], None] | None = None,
+            cap: int = 1 << 20, first: int = 4096) -> tuple | None:
+    """The birthday search itself: ``(a, b, query, samples drawn)`` for the first two different
+    sampled rows with the same final machine state that ``separate`` tells apart, or None.
+    ``sample(size, rng)`` draws (size, n) rows; batches double up to ``cap`` rows."""
     if max_samples < 1:
         raise ValueError(f"max_samples must be >= 1, got {max_samples}")
     rng = np.random.default_rng(seed)
     seen: dict[int, bytes] = {}
-    width = max(n, k) if task == "ar" else n  # AR draws a permutation of the alphabet per row
-    cap = max(1, BATCH_ELEMENTS // width)  # rows per batch: at most BATCH_ELEMENTS int64s
-    drawn, size = 0, min(4096, cap)
+    drawn, size = 0, min(first, cap)
     while drawn < max_samples:
         size = min(size, max_samples - drawn)
-        data = sample_data(task, n, k, size, rng)
-        states = machine.states(data)
-        for row, st in zip(data, states.tolist()):
+        data = sample(size, rng)
+        for row, st in zip(data, machine.states(data).tolist()):
             key = row.tobytes()
             prev = seen.setdefault(st, key)
             if prev != key:
                 a = tuple(np.frombuffer(prev, dtype=np.int64).tolist())
                 b = tuple(row.tolist())
-                q = separating_query(task, a, b)
+                q = separate(a, b)
                 if q is not None:
-                    return _verify(task, machine, a, b, q, k, drawn + size)
+                    return a, b, q, drawn + size
         drawn += size
         if progress:
             progress(size)

@@ -529,36 +529,20 @@ def fooling_pair(task: str, machine, n: int, k: int, rule: str, search: str = "a
         raise ValueError(f"no oracle family for {task} at n={n} (search {search}"
                          + (", c-gram needs c >= 3" if task == "cgram" else "") + ")")
     fam = max((family(task, n, k, r, search, c) for r in rules), key=lambda f: f.size)
-    rng = np.random.default_rng(seed)
-    seen: dict[int, bytes] = {}
-    drawn, size = 0, 1024
-    while drawn < max_samples:
-        size = min(size, max_samples - drawn)
-        data = fam.sample(size, rng)
-        for row, st in zip(data, machine.states(data).tolist()):
-            key = row.tobytes()
-            prev = seen.setdefault(st, key)
-            if prev == key:
-                continue
-            a = tuple(np.frombuffer(prev, dtype=np.int64).tolist())
-            b = tuple(row.tolist())
-            q = separating_query(fam, a, b)
-            if q is None:
-                continue
-            ta, tb = machine.run(a + q), machine.run(b + q)
-            if ta[n - 1] != tb[n - 1] or ta[-1] != tb[-1]:
-                raise RuntimeError("vectorized and scalar machine disagree: not a fooling pair")
-            ans_a, ans_b = answer(task, a, q, c), answer(task, b, q, c)
-            sig_eq = signature(a, k, fam.rule, search) == signature(b, k, fam.rule, search)
-            calls = [(t, oracle_answer(a, t, fam.rule, search)) for t in q if 0 <= t < k]
-            if not sig_eq or ans_a == ans_b or calls != [
-                    (t, oracle_answer(b, t, fam.rule, search)) for t in q if 0 <= t < k]:
-                raise RuntimeError("family invariant broken: a bug in verify/oracle.py")
-            return OracleFoolingPair(task, n, k, fam.rule, search, machine.name, machine.bits,
-                                     a, b, q, sig_eq, calls, ta[n - 1], ta[-1], ans_a, ans_b,
-                                     drawn + size, fam.how)
-        drawn += size
-        if progress:
-            progress(size)
-        size = min(size * 2, 1 << 18)
-    return None
+    from rnngap.verify.fool import collide
+    hit = collide(machine, fam.sample, lambda a, b: separating_query(fam, a, b), seed,
+                  max_samples, progress, cap=1 << 18, first=1024)
+    if hit is None:
+        return None
+    a, b, q, drawn = hit
+    ta, tb = machine.run(a + q), machine.run(b + q)
+    if ta[n - 1] != tb[n - 1] or ta[-1] != tb[-1]:
+        raise RuntimeError("vectorized and scalar machine disagree: not a fooling pair")
+    ans_a, ans_b = answer(task, a, q, c), answer(task, b, q, c)
+    sig_eq = signature(a, k, fam.rule, search) == signature(b, k, fam.rule, search)
+    calls = [(t, oracle_answer(a, t, fam.rule, search)) for t in q if 0 <= t < k]
+    if not sig_eq or ans_a == ans_b or calls != [
+            (t, oracle_answer(b, t, fam.rule, search)) for t in q if 0 <= t < k]:
+        raise RuntimeError("family invariant broken: a bug in verify/oracle.py")
+    return OracleFoolingPair(task, n, k, fam.rule, search, machine.name, machine.bits, a, b, q,
+                             sig_eq, calls, ta[n - 1], ta[-1], ans_a, ans_b, drawn, fam.how)

@@ -471,8 +471,8 @@ def _markdown_results(r: dict) -> str:
                   f"[{p['min']:.3f}, {p['max']:.3f}] | {p['ceiling']:.3f} |"
                   for p in r["state_sweep"]]
     lines += ["", "Effective bits per state bit (learned Mamba; bound: <= 1):", "",
-              "| model | seed | state bits | at n | solved (>= 0.99) | accuracy | implied bits "
-              "| effective bits / state bit |", "|---|---|---|---|---|---|---|---|"]
+              ("| model | seed | state bits | at n | solved (>= 0.99) | accuracy | implied bits "
+              "| effective bits / state bit |"), "|---|---|---|---|---|---|---|---|"]
     lines += [f"| Mamba d_state={e['d_state']} | {e['seed']} | {e['state_bits']} | {e['n']} | "
               f"{'yes' if e['solved'] else 'no'} | {e['accuracy']:.3f} | "
               f"{_fmt(e['implied_bits'])} | {e['effective_bits_per_state_bit']:.2e} |"
@@ -482,6 +482,6 @@ def _markdown_results(r: dict) -> str:
                   "| n | KV-cache bits | information bits | bits per KV bit |", "|---|---|---|---|"]
         lines += [f"| {c['n']} | {c['kv_cache_bits']} | {_fmt(c['info_bits'])} | "
                   f"{_fmt(c['bits_per_kv_bit'])} |" for c in r["construction_efficiency"]]
-    lines += ["", f"Note: {r['notes']['effective_bits_per_state_bit']}; "
-              f"{r['notes']['bound']}."]
+    lines += ["", (f"Note: {r['notes']['effective_bits_per_state_bit']}; "
+              f"{r['notes']['bound']}.")]
     return "\n".join(lines) + "\n"

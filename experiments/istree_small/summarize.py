@@ -142,10 +142,10 @@ def _markdown(s: dict, lr: list[dict], table: dict) -> None:
           for c in s["claims"]]
     if s["not_finished"]:
         L += ["", f"Runs not finished: {', '.join(s['not_finished'])}."]
-    L += ["", "Data: `runs-lr/results.jsonl`, `runs-main/results.jsonl` (one row per run), "
+    L += ["", ("Data: `runs-lr/results.jsonl`, `runs-main/results.jsonl` (one row per run), "
           "`summary.json` (this table). Seed noise: the [min, max] columns are the spread of "
           "two seeds; a rerun from a fresh clone reproduces every number on the same machine "
-          "(seeded data and weights, one thread).", ""]
+          "(seeded data and weights, one thread)."), ""]
     (HERE / "RESULTS.md").write_text("\n".join(L))
 
 

@@ -20,10 +20,10 @@ def _med(xs: list[float]) -> str:
 def _earlier_launches() -> list[str]:
     """What was tried before the committed launch, read from the files it left."""
     out: list[str] = []
-    for f, what in (("launch1-results.json", "launch 1: 2,500 steps, lr swept at n = 32, ties "
-                     "by final loss; stopped after the n = 64 and 128 runs"),
-                    ("launch2-results.json", "launch 2: 3,000 steps, lr swept at n = 16; stopped "
-                     "after the sweep")):
+    for f, what in (("launch1-results.json", ("launch 1: 2,500 steps, lr swept at n = 32, ties "
+                     "by final loss; stopped after the n = 64 and 128 runs")),
+                    ("launch2-results.json", ("launch 2: 3,000 steps, lr swept at n = 16; stopped "
+                     "after the sweep"))):
         if not (HERE / f).exists():
             continue
         rows = json.loads((HERE / f).read_text())
@@ -58,7 +58,7 @@ def main() -> None:
     L += ["Made by (2 workers, 1 torch thread each, on a 2-core machine):", "", "```",
           meta["command"].strip(), *later, "python experiments/retrieval_scaling/summarize.py",
           "```", "",
-          f"CPU time of all {len(rows)} runs (train + held-out eval, summed over processes): "
+          (f"CPU time of all {len(rows)} runs (train + held-out eval, summed over processes): "
           f"**{cpu / 60:.1f} CPU-minutes** (budget: 90"
           f"{'; OVER BUDGET' if cpu > 90 * 60 else ''}). Wall time of the launch: "
           f"{meta['this_launch_wall_s'] / 60:.0f} minutes. Machine: {meta['machine']}, torch "
@@ -66,14 +66,14 @@ def main() -> None:
           f"warmup {meta['warmup']}, cosine to 0.1, AdamW (wd 0.01), grad clip 1, learned "
           f"embedding, length mixture from n = {meta['mix_min_n']} "
           f"({'8, 16, ..., n' if meta['mix_min_n'] else 'off'}), {meta['eval_samples']} held-out "
-          "test inputs per run, accuracy by greedy generation.", ""]
+          "test inputs per run, accuracy by greedy generation."), ""]
     L += ["## Models (matched trainable parameters)", "", "| arch | config | trainable (n=8 .. 128) |",
           "|---|---|---|"]
     for arch, kw in meta["arch_kw"].items():
         tr = sorted({r["trainable"] for r in rows if r["arch"] == arch and r["phase"] != "state"})
         L.append(f"| {arch} | {kw} | {tr[0]:,} .. {tr[-1]:,} |")
-    L += ["", "The embedding tables grow with the vocabulary (n + 1 tokens) and the position "
-          "table with n, identically for every architecture.", ""]
+    L += ["", ("The embedding tables grow with the vocabulary (n + 1 tokens) and the position "
+          "table with n, identically for every architecture."), ""]
     # learning-rate sweep
     lr_rows = [r for r in rows if r["phase"] == "lr"]
     if lr_rows:
@@ -88,15 +88,15 @@ def main() -> None:
                 rr = [r for r in lr_rows if r["arch"] == arch and r["lr"] == x]
                 cells.append(f"{rr[0]['accuracy_generation']:.3f}" if rr else "-")
             L.append(f"| {arch} | " + " | ".join(cells) + f" | {best[arch]:g} |")
-        L += ["", "Chosen: the highest held-out accuracy; ties broken by the fewest steps to "
+        L += ["", ("Chosen: the highest held-out accuracy; ties broken by the fewest steps to "
               "99% training accuracy, then the lower final training loss. Every comparison below "
-              "uses each architecture's own choice.", ""]
+              "uses each architecture's own choice."), ""]
     # main tables + outcome checks
     outcomes = []
     for t, rep in reps.items():
         archs = list(rep["learned"])
-        L += [f"## {t.upper()}: accuracy by generation on held-out inputs (median [min, max] "
-              f"over seeds)", "", f"![{t}](report-{t}/report.png)", "",
+        L += [(f"## {t.upper()}: accuracy by generation on held-out inputs (median [min, max] "
+              f"over seeds)"), "", f"![{t}](report-{t}/report.png)", "",
               "| n | input space | trained samples | construction | "
               + " | ".join(archs) + " |", "|---|---|---|---|" + "---|" * len(archs)]
         for i, n in enumerate(rep["ns"]):
@@ -107,9 +107,9 @@ def main() -> None:
             cells = learned_cells(rep, i)
             L.append(f"| {n} | {sp_s} | {ts:,} | {'verified' if c == 1.0 else '-'} | "
                      + " | ".join(cells) + " |")
-        L += ["", f"Report data: `report-{t}/report.json`; table and figure: "
+        L += ["", (f"Report data: `report-{t}/report.json`; table and figure: "
               f"`rnngap report --task {t} --results experiments/retrieval_scaling/results.json "
-              f"--out experiments/retrieval_scaling/report-{t}`.", ""]
+              f"--out experiments/retrieval_scaling/report-{t}`."), ""]
         for a in ("transformer", "hybrid"):
             if a in rep["learned"]:
                 pts = [p for p in rep["learned"][a]["points"] if p["n"] <= 64]
@@ -151,11 +151,11 @@ def main() -> None:
         if not rep["effective"]:
             continue
         L += [f"## Effective bits per state bit ({t.upper()})", "",
-              "Information the accuracy implies (Fano, `verify.ceilings.implied_bits`) at the "
+              ("Information the accuracy implies (Fano, `verify.ceilings.implied_bits`) at the "
               "largest n the model solves (>= 0.99), or where it is largest if none is solved, "
-              "divided by the state bits. Any machine: <= 1.", "",
-              "| model | seed | state bits | at n | solved | accuracy | implied bits | per state "
-              "bit |", "|---|---|---|---|---|---|---|---|"]
+              "divided by the state bits. Any machine: <= 1."), "",
+              ("| model | seed | state bits | at n | solved | accuracy | implied bits | per state "
+              "bit |"), "|---|---|---|---|---|---|---|---|"]
         L += [f"| Mamba N={e['d_state']} | {e['seed']} | {e['state_bits']:,} | {e['n']} | "
               f"{'yes' if e['solved'] else 'no'} | {e['accuracy']:.3f} | "
               f"{e['implied_bits']:.1f} | {e['effective_bits_per_state_bit']:.2e} |"
