@@ -95,7 +95,7 @@ def _throughput(steps: int, device: str = "cuda") -> list[dict]:
             lm = LM(named_config(arch, "0.5m", data.vocab_size(), scan=scan)).to(device)
             opt = torch.optim.AdamW([p for p in lm.parameters() if p.requires_grad], lr=1e-4)
 
-            def step():
+            def step(lm=lm, opt=opt):
                 loss, _, _ = masked_loss(lm(x), y, m)
                 opt.zero_grad()
                 loss.backward()
