@@ -60,7 +60,7 @@ def main() -> None:
             opt = torch.optim.AdamW(lm.parameters(), lr=1e-3, foreach=False)
             x = torch.randint(0, T, (a.batch, T))
 
-            def step() -> None:
+            def step(lm=lm, x=x, opt=opt) -> None:
                 loss = lm(x)[:, -1].logsumexp(-1).mean()
                 opt.zero_grad()
                 loss.backward()
@@ -86,14 +86,14 @@ def main() -> None:
             torch.manual_seed(0)
             m = MambaStack(MambaConfig(kw["d_model"], kw["n_layers"], d_state=kw["d_state"],
                                        scan=scan))
-            times[f"rnngap-{scan}"] = _time(lambda m=m: m(x).square().mean().backward(), a.reps)
+            times[f"rnngap-{scan}"] = _time(lambda m=m, x=x: m(x).square().mean().backward(), a.reps)
         if PyMamba is not None:
             for pscan in (True, False):
                 torch.manual_seed(0)
                 m = PyMamba(PyCfg(d_model=kw["d_model"], n_layers=kw["n_layers"],
                                   d_state=kw["d_state"], pscan=pscan))
                 name = "mambapy-pscan" if pscan else "mambapy-sequential"
-                times[name] = _time(lambda m=m: m(x).square().mean().backward(), a.reps)
+                times[name] = _time(lambda m=m, x=x: m(x).square().mean().backward(), a.reps)
         base = times["rnngap-loop"]
         for k, v in times.items():
             out["mamba_stack"].append({"impl": k, "seq_len": T, "s_per_fwd_bwd": v,

@@ -42,6 +42,19 @@ def _earlier_launches() -> list[str]:
     return out
 
 
+def _pilots() -> list[str]:
+    """Single runs made after the committed launch to see what a missed target would take."""
+    f = HERE / "pilots.json"
+    if not f.exists():
+        return []
+    d = json.loads(f.read_text())
+    out = ["## Pilots after the launch (`pilots.json`)", "", d["note"] + ".", "",
+           "| task | n | arch | seed | steps | lr | accuracy | command |", "|---|---|---|---|---|---|---|---|"]
+    out += [f"| {r['task']} | {r['n']} | {r['arch']} | {r['seed']} | {r['steps']:,} | {r['lr']:g} "
+            f"| {r['accuracy_generation']:.3f} | `{r['command']}` |" for r in d["rows"]]
+    return out + [""]
+
+
 def main() -> None:
     from rnngap.verify.report import build_results_report, learned_cells
 
@@ -109,7 +122,7 @@ def main() -> None:
                      + " | ".join(cells) + " |")
         L += ["", (f"Report data: `report-{t}/report.json`; table and figure: "
               f"`rnngap report --task {t} --results experiments/retrieval_scaling/results.json "
-              f"--out experiments/retrieval_scaling/report-{t}`."), ""]
+              f"--out experiments/retrieval_scaling/report-{t} --overwrite`."), ""]
         for a in ("transformer", "hybrid"):
             if a in rep["learned"]:
                 pts = [p for p in rep["learned"][a]["points"] if p["n"] <= 64]
@@ -171,6 +184,7 @@ def main() -> None:
     L += [f"| {o} | {'met' if ok else 'MISSED'} | {ev} |" for o, ok, ev in outcomes]
     L += [""]
     L += _earlier_launches()
+    L += _pilots()
     if diag:
         L += ["## Diagnosis: why the models did not learn (one change at a time, AR, seed 0)", "",
               "`" + diag["command"].strip() + "`", "",
