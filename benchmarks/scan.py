@@ -1,8 +1,9 @@
-"""Forward + backward time of the two CPU selective scans in ``rnngap.models.mamba``.
+"""Forward + backward time of the CPU selective scans in ``rnngap.models.mamba``.
 
-Runs one Mamba stack with ``scan="loop"`` and with ``scan="chunked"`` (several chunk sizes) on
-the same weights and inputs, checks that the outputs agree, and prints milliseconds per
-forward+backward and the ratio to ``loop`` (the baseline, measured in the same process).
+Runs one Mamba stack with ``scan="loop"`` (the baseline), ``scan="fused"`` (the CPU default)
+and ``scan="chunked"`` (several chunk sizes) on the same weights and inputs, checks that the
+outputs agree, and prints milliseconds per forward+backward and the ratio to ``loop``
+(measured in the same process). Each configuration reports on stderr as it finishes.
 
     python benchmarks/scan.py --batch 32 --length 128 --d-model 64 --layers 2
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -55,11 +57,13 @@ def main() -> None:
     base, ref = time_fwd_bwd(stack, x, a.repeats)
     rows = [{"scan": "loop", "chunk": None, "ms": base * 1e3, "ratio_vs_loop": 1.0,
              "max_abs_diff": 0.0}]
-    for c in (int(s) for s in a.chunks.split(",")):
-        _set_scan(stack, "chunked", c)
+    print(f"loop: {base * 1e3:.1f} ms", file=sys.stderr, flush=True)
+    for scan, c in [("fused", None), *(("chunked", int(v)) for v in a.chunks.split(","))]:
+        _set_scan(stack, scan, c or 16)
         t, out = time_fwd_bwd(stack, x, a.repeats)
-        rows.append({"scan": "chunked", "chunk": c, "ms": t * 1e3, "ratio_vs_loop": t / base,
+        rows.append({"scan": scan, "chunk": c, "ms": t * 1e3, "ratio_vs_loop": t / base,
                      "max_abs_diff": float((out - ref).abs().max())})
+        print(f"{scan} {c or ''}: {t * 1e3:.1f} ms", file=sys.stderr, flush=True)
     info = {"batch": a.batch, "length": a.length, "d_model": a.d_model, "layers": a.layers,
             "threads": torch.get_num_threads(), "device": "cpu", "rows": rows}
     if a.json:

@@ -255,7 +255,18 @@ def generate(model: Transformer, prompts: Tensor, arith: Arith | None, max_new: 
              audit: Audit | None = None, chunk: int = 256) -> list[list[int]]:
     """Greedy decoding of a batch of equal-length prompts (B, P) in ``arith``, with KV caches:
     each row stops after writing ``[TRUE]``/``[FALSE]`` or ``max_new`` tokens.  Returns the
-    written tokens per row.  ``audit``: record one-hotness / integrality (see :class:`Audit`)."""
+    written tokens per row.  ``audit``: record one-hotness / integrality (see :class:`Audit`).
+
+    The construction decides graphs with exactly n - 1 edges (the official prompts): a batch
+    of any other shape, or rows that are not ``[BOS] u - v ... [EOS]``, is a ValueError (the
+    transcript would mean nothing)."""
+    n = model.cfg.vocab_size - T.vocab_size(0)
+    if prompts.dim() != 2 or prompts.shape[1] != 3 * (n - 1) + 2:
+        raise ValueError(f"the n = {n} construction reads prompts of n - 1 edges "
+                         f"({3 * (n - 1) + 2} tokens); got shape {tuple(prompts.shape)}")
+    if not (bool((prompts[:, 0] == T.BOS).all()) and bool((prompts[:, -1] == T.EOS).all())
+            and bool((prompts[:, 2:-1:3] == T.DASH).all())):
+        raise ValueError("prompts must be [BOS] u - v ... [EOS] (tasks.istree.prompt_tokens)")
     used = [USED_HEADS.get(i + 1, 0) for i in range(len(model.blocks))]
     caches = model.init_cache(capacity=prompts.shape[1] + max_new)
 

@@ -205,3 +205,21 @@ def test_claimed_precision_covers_every_bound_family(n: int) -> None:
     assert max(V.bounds(n).values()) <= X.integer_bound(n) <= 2 ** X.precision_for(n)
     if n <= 1024:
         assert max(VH.bounds(n).values()) <= Hy.integer_bound(n) <= 2 ** Hy.precision_for(n)
+
+
+def test_generate_refuses_prompts_that_are_not_n_minus_1_edges() -> None:
+    """The construction decides graphs with n - 1 edges; other prompts used to run and print
+    meaningless transcripts through the Python API."""
+    import pytest
+    import torch
+
+    from rnngap.constructions.transformer_istree import build, generate
+    from rnngap.tasks import istree as T
+    m = build(5).model()
+    short = torch.tensor([T.prompt_tokens(5, [(1, 0), (2, 1), (3, 2)])])
+    with pytest.raises(ValueError, match="n - 1 edges"):
+        generate(m, short, None, 40)
+    good = torch.tensor([T.prompt_tokens(5, [(1, 0), (2, 1), (3, 2), (4, 3)])])
+    with pytest.raises(ValueError, match="BOS"):
+        generate(m, torch.full_like(good, T.DASH), None, 40)
+    assert generate(m, good, None, 40)[0][-1] == T.TRUE

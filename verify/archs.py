@@ -241,11 +241,13 @@ PRESETS: dict[str, tuple[str, dict, str]] = {
     "gla-1.3b": _p("gla", _HF + "fla-hub/gla-1.3B-100B: hidden_size 2048, num_hidden_layers "
                    "24, num_heads 4, expand_k 0.5, expand_v 1" + _MEM, d_model=2048,
                    n_layers=24, heads=4),
-    "rnn-icrag-0.5m": _p("mamba", "BRIEF.md C8, official rnn-icrag 'rnn 0.5m': hidden 64, 16 "
-                         "layers, state 16 (d_conv 4, expand 2: mamba_ssm defaults)",
+    "rnn-icrag-0.5m": _p("mamba", "github.com/dangxingyu/rnn-icrag configs/0.5m_rnn.json: "
+                         "hidden 64, 16 layers, state 16 (d_conv 4, expand 2: mamba_ssm "
+                         "defaults)",
                          d_model=64, n_layers=16, d_state=16),
-    "rnn-icrag-hybrid-0.5m": _p("hybrid-global", "BRIEF.md C8, official rnn-icrag 'hybrid "
-                                "0.5m': hidden 64, 12 Mamba layers + one global attention layer",
+    "rnn-icrag-hybrid-0.5m": _p("hybrid-global", "github.com/dangxingyu/rnn-icrag "
+                                "configs/0.5m_hybrid.json: hidden 64, 12 Mamba layers + one "
+                                "global attention layer",
                                 d_model=64, n_layers=13),
     "jamba-v0.1": _p("hybrid-global", "ai21labs/Jamba-v0.1: Mamba layers interleaved with global "
                      "attention (1 in 8)", d_model=4096, n_layers=32),
