@@ -37,6 +37,16 @@ def rate_rnngap(spec: DataSpec, samples: int, batch: int = 64) -> float:
     return samples / (time.perf_counter() - t0)
 
 
+def rate_workers(spec: DataSpec, samples: int, workers: int, batch: int = 64) -> float:
+    """Samples per second through the training loop's batch iterator with ``workers`` data
+    worker processes (learned/train.py: train_batches, the path --data-workers uses)."""
+    from rnngap.learned.train import TrainConfig, train_batches
+    tc = TrainConfig(steps=max(1, samples // batch), batch_size=batch)
+    t0 = time.perf_counter()
+    got = sum(x.shape[0] for x, _, _ in train_batches(spec, tc, 0, workers=workers))
+    return got / (time.perf_counter() - t0)
+
+
 def rate_official(root: Path, n: int, fmt: str, samples: int, family: str) -> float:
     """Samples per second of the official IsTreeDataset(n, family, cot, retrieval, ...)."""
     path = root / "rnn" / "data.py"
@@ -59,6 +69,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--family", default="binary")
     ap.add_argument("--official", type=Path, default=None)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="also measure rnngap with this many data worker processes")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     rows = []
@@ -72,9 +84,14 @@ def main() -> None:
                 note = "measured in this run"
             except Exception as exc:  # noqa: BLE001 -- report, do not guess
                 note = f"official failed: {type(exc).__name__}: {exc}"
-        rows.append({"task": "istree", "format": fmt, "n": a.n, "rnngap_samples_per_s": ours,
-                     "official_samples_per_s": off,
-                     "speedup": None if off is None else ours / off, "note": note})
+        row = {"task": "istree", "format": fmt, "n": a.n, "rnngap_samples_per_s": ours,
+               "official_samples_per_s": off,
+               "speedup": None if off is None else ours / off, "note": note}
+        if a.workers:
+            w = rate_workers(DataSpec("istree", a.n, fmt, a.family), a.samples, a.workers)
+            row.update(workers=a.workers, rnngap_workers_samples_per_s=w,
+                       speedup_with_workers=None if off is None else w / off)
+        rows.append(row)
     for task in ("index", "ar", "cgram", "counting"):
         rows.append({"task": task, "format": "plain", "n": a.n,
                      "rnngap_samples_per_s": rate_rnngap(DataSpec(task, a.n), a.samples * 10),
@@ -88,6 +105,9 @@ def main() -> None:
     for r in rows:
         off = r["official_samples_per_s"]
         extra = f"  official {off:10.0f}/s  x{r['speedup']:.1f}" if off else f"  ({r['note']})"
+        if r.get("workers"):
+            extra += (f"  | {r['workers']} workers {r['rnngap_workers_samples_per_s']:8.0f}/s"
+                      + (f" x{r['speedup_with_workers']:.1f}" if off else ""))
         print(f"  {r['task']:8s} {r['format']:9s} rnngap {r['rnngap_samples_per_s']:10.0f}/s"
               + extra)
 

@@ -33,6 +33,8 @@ from rnngap.commands._common import UserError, dump_json
 @click.option("--samples", type=int, default=None,
               help="Train every run on this many samples (steps = samples / batch size) "
                    "instead of the grid's steps.")
+@click.option("--data-workers", type=int, default=0, show_default=True,
+              help="Per run: build training batches in this many worker processes (GPU runs).")
 @click.option("--retry-failed", is_flag=True, help="Run failed runs again.")
 @click.option("--only", multiple=True, metavar="TEXT",
               help="Only runs whose name contains TEXT (repeatable: all must match).")
@@ -40,7 +42,7 @@ from rnngap.commands._common import UserError, dump_json
 @click.option("--progress/--no-progress", default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def sweep(grid, out, workers, launcher, cluster, partition, timeout_min, max_minutes, samples,
-          retry_failed, only, dry_run, progress, as_json):
+          data_workers, retry_failed, only, dry_run, progress, as_json):
     """Run every run of GRID (a TOML or JSON grid file; learned/sweep.py documents the keys).
 
     \b
@@ -59,6 +61,8 @@ def sweep(grid, out, workers, launcher, cluster, partition, timeout_min, max_min
         raise click.BadParameter("must be > 0", param_hint="--max-minutes")
     if samples is not None and samples < 1:
         raise click.BadParameter("must be >= 1", param_hint="--samples")
+    if data_workers < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--data-workers")
     try:
         g = S.load_grid(grid)
         runs = S.expand(g, grid)
@@ -106,7 +110,8 @@ def sweep(grid, out, workers, launcher, cluster, partition, timeout_min, max_min
         from rnngap.learned.checkpoint import atomic_write_json
         atomic_write_json(meta_path, {"grid": g, "grid_file": str(grid), "grid_sha256": digest,
                                       "learning_rates_from": lrs})
-    args = [(r, str(outp), (lrs or {}).get(r["arch"]), max_minutes, samples) for r in todo]
+    args = [(r, str(outp), (lrs or {}).get(r["arch"]), max_minutes, samples, False,
+             data_workers) for r in todo]
     if launcher == "local":
         _run_local(args, runs, outp, workers, progress and not as_json)
     else:

@@ -120,7 +120,8 @@ def learned_max_len(data) -> int:
     return t.n + t.query_len() + 1
 
 
-_RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress", "overwrite"}
+_RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress", "overwrite",
+            "data_workers"}
 
 
 @click.command(context_settings={"show_default": True})
@@ -189,6 +190,10 @@ _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress", "overwr
                    "default (every core) oversubscribes a shared machine (200 steps of the tiny "
                    "hybrid: 69 s with every core busy vs 3.6 s with one thread); run two "
                    "trainings side by side on 2 cores instead.")
+@click.option("--data-workers", type=int, default=0,
+              help="Build training batches in this many worker processes ahead of the model "
+                   "(same batches, same order; for GPU runs, where data generation would "
+                   "otherwise stall the device). 0: in the training process.")
 @click.option("--progress/--no-progress", default=True, help="tqdm progress bar on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print only a JSON summary on stdout.")
 @click.pass_context
@@ -216,6 +221,9 @@ def train(ctx: click.Context, **o) -> None:
     for name in ("seed", "warmup"):
         if o[name] < 0:
             raise click.BadParameter(f"must be >= 0, got {o[name]}", param_hint=f"--{name}")
+    if o["data_workers"] < 0:
+        raise click.BadParameter(f"must be >= 0, got {o['data_workers']}",
+                                 param_hint="--data-workers")
     if o["threads"] is not None and o["threads"] < 1:
         raise click.BadParameter(f"must be >= 1, got {o['threads']}", param_hint="--threads")
     for name, ok, want in (("lr", o["lr"] is None or (o["lr"] > 0 and math.isfinite(o["lr"])),
@@ -273,7 +281,8 @@ def train(ctx: click.Context, **o) -> None:
                                             dir=target.absolute().parent))
         try:
             summary = do_train(run, model, data, tc, resume=bool(o["resume"]),
-                               device=o["device"], progress=o["progress"] and not o["as_json"])
+                               device=o["device"], progress=o["progress"] and not o["as_json"],
+                               data_workers=o["data_workers"])
         except BaseException:
             if run != Path(o["out"] or o["resume"]):     # a staging directory: nothing to keep
                 shutil.rmtree(run, ignore_errors=True)

@@ -208,7 +208,8 @@ def best_lrs(folder: str | os.PathLike, where: str) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- running
 def run_one(r: dict, out: str, lr: float | None = None, max_minutes: float | None = None,
-            samples: int | None = None, progress: bool | int = False) -> dict:
+            samples: int | None = None, progress: bool | int = False,
+            data_workers: int = 0) -> dict:
     """Train (resuming if a checkpoint exists) and evaluate one run; always returns its row
     (status failed with the error if anything raised) and writes RUN/result.json."""
     import torch
@@ -229,7 +230,7 @@ def run_one(r: dict, out: str, lr: float | None = None, max_minutes: float | Non
         row.update(lr=tc.lr, steps=tc.steps, embedding=model.embedding)
         deadline = time.monotonic() + 60 * max_minutes if max_minutes else None
         summ = train(rd, model, data, tc, resume=(rd / ck.CKPT).exists(), progress=progress,
-                     deadline=deadline)
+                     deadline=deadline, data_workers=data_workers)
         timed_out = deadline is not None and time.monotonic() > deadline
         if summ.get("interrupted") and not timed_out:      # Ctrl-C: resume on re-launch
             row.update(status="interrupted", steps_done=summ.get("step"))

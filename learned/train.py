@@ -184,18 +184,54 @@ def run_config(model: LMConfig, data: DataSpec, tc: TrainConfig) -> dict:
     return {"model": model.to_dict(), "data": data.to_dict(), "train": asdict(tc)}
 
 
+class _BatchStream(torch.utils.data.IterableDataset):
+    """Training batches ``start..steps-1`` of one rank; worker w of K builds every K-th one
+    (the DataLoader then returns them in step order: it reads its workers round-robin)."""
+
+    def __init__(self, data: DataSpec, tc: TrainConfig, start: int, world: int, rank: int):
+        self.data, self.tc, self.start, self.world, self.rank = data, tc, start, world, rank
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        w, k = (info.id, info.num_workers) if info is not None else (0, 1)
+        for step in range(self.start + w, self.tc.steps, k):
+            yield to_training(make_batch(self.data, self.tc.batch_size, self.tc.seed,
+                                         step * self.world + self.rank, TRAIN))
+
+
+def train_batches(data: DataSpec, tc: TrainConfig, start: int, world: int = 1, rank: int = 0,
+                  workers: int = 0):
+    """Iterator over the (inputs, targets, mask) of training steps ``start..tc.steps-1``.
+
+    Batch i is a pure function of (seed, i) (learned/data.py), so building them in ``workers``
+    processes ahead of the model (a torch DataLoader over :class:`_BatchStream`) yields exactly
+    the batches of the in-process path, in the same order: data generation off the critical
+    path on a GPU machine, same numbers everywhere."""
+    if workers <= 0:
+        return iter(_BatchStream(data, tc, start, world, rank))
+    # its own generator: the loader's worker seeds must not advance the global torch RNG
+    # (saved in checkpoints; a run must not depend on how its batches were built)
+    loader = torch.utils.data.DataLoader(_BatchStream(data, tc, start, world, rank),
+                                         batch_size=None, num_workers=workers, prefetch_factor=4,
+                                         generator=torch.Generator().manual_seed(0))
+    return iter(loader)
+
+
 class Diverged(RuntimeError):
     """The loss or the gradient became NaN or infinite (the step is not applied)."""
 
 
 def train(run: str | Path, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig, *,
           resume: bool = False, device: str = "auto", progress: bool | int = True,
-          stop_after: int | None = None, deadline: float | None = None) -> dict:
+          stop_after: int | None = None, deadline: float | None = None,
+          data_workers: int = 0) -> dict:
     """Train (or resume) a run in directory ``run``; returns a summary dict.
 
     ``stop_after``: behave as if interrupted after that many total steps (tests use it to
     simulate Ctrl-C at a known step). ``deadline``: a ``time.monotonic()`` value; past it the
     run stops as if interrupted (checkpoint saved, ``interrupted`` True; sweeps' --max-minutes).
+    ``data_workers``: build the training batches in that many worker processes ahead of the
+    model (:func:`train_batches`; the same batches in the same order, so results do not change).
     Raises ``ck.CheckpointError`` for unusable run dirs.
     """
     run = Path(run)
@@ -251,7 +287,7 @@ def train(run: str | Path, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig,
     try:
         return _train_loop(run, lm, model_cfg, data, tc, cfg, dev, rank, world,
                            tensors if resume else None, meta if resume else None,
-                           progress, stop_after, deadline)
+                           progress, stop_after, deadline, data_workers)
     except BaseException:
         if rank == 0 and not resume and not (run / ck.CKPT).exists():
             _remove_failed_start(run, created)
@@ -287,7 +323,7 @@ def _remove_failed_start(run: Path, created: list[Path]) -> None:
 def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig,
                 cfg: dict, dev: torch.device, rank: int, world: int, tensors: dict | None,
                 meta: dict | None, progress: bool, stop_after: int | None,
-                deadline: float | None = None) -> dict:
+                deadline: float | None = None, data_workers: int = 0) -> dict:
     resume = tensors is not None
     params = [p for p in lm.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
@@ -330,10 +366,10 @@ def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: Trai
             ck.save_checkpoint(run, lm, opt, step, cfg, {"device": str(dev), "world": world})
 
     lm.train()
+    batches = train_batches(data, tc, step, world, rank, data_workers)
     with _Stop() as stop:
         while step < tc.steps:
-            x, y, m = (t.to(dev) for t in to_training(
-                make_batch(data, tc.batch_size, tc.seed, step * world + rank, TRAIN)))
+            x, y, m = (t.to(dev) for t in next(batches))
             for g in opt.param_groups:
                 g["lr"] = lr_at(step + 1, tc)
             loss, hits, _ = masked_loss(model(x), y, m)

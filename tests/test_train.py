@@ -282,3 +282,18 @@ def test_cli_rejects_bad_hyperparameters_naming_the_option(tmp_path: Path) -> No
         TrainConfig(grad_clip=0.0)
     with pytest.raises(ValueError, match="istree only"):
         DataSpec("index", 8, official_quirks=True)
+
+
+def test_data_workers_give_the_same_run(tmp_path: Path) -> None:
+    """--data-workers builds the same batches in worker processes: identical weights."""
+    from rnngap.learned.train import train_batches
+    spec = DataSpec("istree", 6, fmt="cot")
+    tc = TrainConfig(steps=4, batch_size=4, warmup=1, eval_every=4, ckpt_every=4)
+    a = list(train_batches(spec, tc, 1))
+    b = list(train_batches(spec, tc, 1, workers=2))
+    assert len(a) == len(b) == 3
+    assert all(torch.equal(u, v) for x, y in zip(a, b) for u, v in zip(x, y))
+    mc = named_config("mamba", "tiny", spec.vocab_size())
+    train(tmp_path / "a", mc, spec, tc, progress=False)
+    train(tmp_path / "b", mc, spec, tc, progress=False, data_workers=2)
+    assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
