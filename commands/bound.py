@@ -288,6 +288,9 @@ def _oracle_mode(task, n, alphabet, c, state_bits, rule, search, brute, as_json,
         if state_bits is not None:
             out["state_bits"] = state_bits
             out["state_bits_too_few"] = ct.bits_needed > state_bits
+            # the least n (explicit families) where S bits with the oracle must fail
+            out["failure_length"] = O.failure_length(task, state_bits, alphabet, rule, search,
+                                                     c)
         if as_json:
             dump_json(out)
             return

@@ -148,6 +148,7 @@ def test_bound_oracle_json_interface() -> None:
     big = _json(["bound", "--task", "counting", "--oracle", "ar", "--n", "300", "--state-bits",
                  "64", "--json"])
     assert not big["exact"] and big["bits_needed"] > 250 and big["state_bits_too_few"]
+    assert big["failure_length"] == O.failure_length("counting", 64, None, "first", "all")
 
 
 def test_fool_oracle_pair_reruns() -> None:
