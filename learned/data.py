@@ -190,6 +190,14 @@ def is_test_input(rows: np.ndarray) -> np.ndarray:
 def _graph_keys(n: int, edges: list[np.ndarray]) -> np.ndarray:
     """Each graph's edge SET as one canonical row (edges as sorted (min, max) pairs, sorted)."""
     out = np.full((len(edges), 2 * max(1, n)), -1, dtype=np.int64)
+    m = len(edges[0]) if edges else 0
+    if edges and all(len(e) == m for e in edges) and m:     # the whole batch at once
+        e = np.sort(np.stack([np.asarray(x, dtype=np.int64).reshape(-1, 2) for x in edges]),
+                    axis=2)
+        order = np.argsort(e[:, :, 0] * n + e[:, :, 1], axis=1, kind="stable")
+        e = np.take_along_axis(e, order[:, :, None], axis=1).reshape(len(edges), -1)
+        out[:, :e.shape[1]] = e
+        return out
     for i, e in enumerate(edges):
         e = np.sort(np.asarray(e, dtype=np.int64).reshape(-1, 2), axis=1)
         e = e[np.lexsort((e[:, 1], e[:, 0]))].reshape(-1)
@@ -255,9 +263,77 @@ def make_batch(spec: DataSpec, batch: int, seed: int, index: int, stream: int = 
                  ans.astype(np.int64))
 
 
+def _istree_plain_batch(spec: DataSpec, edges: list, labels: np.ndarray) -> Batch | None:
+    """The plain format for a whole batch at once (numpy): ``[BOS] u - v ... [EOS] label``,
+    exactly what :func:`rnngap.tasks.istree.encode` writes row by row (a test compares).
+    None when the graphs do not all have n - 1 edges (then the per-graph path runs)."""
+    from rnngap.tasks import istree
+    m = spec.n - 1
+    if not edges or any(len(e) != m for e in edges):
+        return None
+    e = np.stack(edges)                                    # (B, m, 2): the sampler's arrays
+    if e.dtype != np.int64 or not (e[:, :, 0] > e[:, :, 1]).all() or e.min() < 0 \
+            or e.max() >= spec.n:
+        return None                 # not canonical (u > v, in range): the validating path
+    B, T = len(edges), 3 * m + 3
+    tokens = np.empty((B, T), dtype=np.int64)
+    tokens[:, 0] = istree.BOS
+    tokens[:, 1:3 * m + 1:3] = e[:, :, 0] + istree.FIRST_VERTEX
+    tokens[:, 2:3 * m + 1:3] = istree.DASH
+    tokens[:, 3:3 * m + 1:3] = e[:, :, 1] + istree.FIRST_VERTEX
+    tokens[:, -2] = istree.EOS
+    tokens[:, -1] = np.where(labels, istree.TRUE, istree.FALSE)
+    loss = np.zeros((B, T), dtype=bool)
+    loss[:, -1] = True
+    return Batch(tokens, loss, np.zeros_like(loss), np.full(B, T - 1, dtype=np.int64),
+                 labels.astype(np.int64), edges)
+
+
+def _istree_cot_batch(spec: DataSpec, edges: list, labels: np.ndarray) -> Batch | None:
+    """The cot and retrieval formats for a batch: the prompts at once (numpy), the chains of
+    thought per graph from the sampler's canonical arrays (no re-validation), the same tokens
+    and masks as :func:`rnngap.tasks.istree.encode` (a test compares)."""
+    from rnngap.tasks import istree
+    m = spec.n - 1
+    if not edges or any(len(e) != m for e in edges):
+        return None
+    head = _istree_plain_batch(spec, edges, labels).tokens[:, :-1]       # prompt, with [EOS]
+    P = head.shape[1]
+    rows, got = [], []
+    for e in edges:
+        if spec.fmt == "cot":
+            cot, g = istree.euler_tour_canonical(spec.n, e), []
+        else:
+            cot, g = istree.retrieval_cot_canonical(spec.n, e)
+        rows.append(cot)
+        got.append(g)
+    T = P + max(len(r) for r in rows) + 2
+    B = len(edges)
+    tokens = np.full((B, T), istree.PAD, dtype=np.int64)
+    tokens[:, :P] = head
+    loss = np.zeros((B, T), dtype=bool)
+    ret = np.zeros((B, T), dtype=bool)
+    for i, (r, g) in enumerate(zip(rows, got)):
+        end = P + len(r)
+        tokens[i, P:end] = r
+        tokens[i, end] = istree.EOS
+        tokens[i, end + 1] = istree.TRUE if labels[i] else istree.FALSE
+        loss[i, P:end + 2] = True
+        if g:
+            idx = P + np.asarray(g)
+            ret[i, idx] = True
+            loss[i, idx] = False
+    return Batch(tokens, loss, ret, np.full(B, P, dtype=np.int64), labels.astype(np.int64),
+                 edges)
+
+
 def _istree_batch(spec: DataSpec, edges: list, labels: np.ndarray) -> Batch:
     from rnngap.tasks import istree
 
+    fast = (_istree_plain_batch if spec.fmt == "plain" else _istree_cot_batch)(
+        spec, edges, labels)
+    if fast is not None:
+        return fast
     batch = len(edges)
     exs = [istree.encode(spec.n, e, spec.fmt, label=bool(lab)) for e, lab in zip(edges, labels)]
     T = max(len(x.tokens) for x in exs)

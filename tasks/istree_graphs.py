@@ -172,6 +172,8 @@ def sample_graphs(n: int, batch: int, family: str = "binary", seed: int = 0,
     if batch < 1 or seed < 0:
         raise ValueError("batch must be >= 1 and seed >= 0")
     rng = np.random.default_rng(seed)
+    if family == "binary" and not official_quirks:
+        return _sample_binary(n, batch, rng)
     gen = _binary if family == "binary" else (_random_official if official_quirks
                                               else _random_correct)
     label = official_label if official_quirks else is_tree
@@ -184,6 +186,33 @@ def sample_graphs(n: int, batch: int, family: str = "binary", seed: int = 0,
         arr = arr[rng.permutation(len(arr))]
         out.append(arr)
         labels[b] = label(n, arr)
+    return out, labels
+
+
+def _sample_binary(n: int, batch: int, rng: np.random.Generator
+                   ) -> tuple[list[np.ndarray], np.ndarray]:
+    """The binary family of :func:`sample_graphs` with numpy instead of Python lists: the same
+    random draws in the same order as :func:`_binary` followed by the shuffle, so the same
+    graphs for every seed (a test compares). Label in closed form: the leaves ``perm[2:]``
+    hang off the hubs ``perm[0]``/``perm[1]`` and the extra edge joins the leaves ``perm[i]``
+    and ``perm[i+1]``; it connects the two stars (a tree) iff they hang off different hubs,
+    otherwise it closes a triangle and the other star stays apart (not a tree)."""
+    out: list[np.ndarray] = []
+    labels = np.zeros(batch, dtype=bool)
+    m = n - 1
+    a = np.empty(m, dtype=np.int64)
+    c = np.empty(m, dtype=np.int64)
+    for b in range(batch):
+        perm = rng.permutation(n)
+        side = rng.random(n - 2) < 0.5
+        i = int(rng.integers(2, n - 1))
+        a[:-1], a[-1] = perm[2:], perm[i]
+        c[:-1], c[-1] = np.where(side, perm[0], perm[1]), perm[i + 1]
+        hi, lo = np.maximum(a, c), np.minimum(a, c)
+        order = np.argsort(hi * n + lo)           # = lexsort by (u, v): the keys are distinct
+        arr = np.stack([hi[order], lo[order]], axis=1)
+        out.append(arr[rng.permutation(m)])
+        labels[b] = side[i - 2] != side[i - 1]
     return out, labels
 
 

@@ -216,3 +216,50 @@ def test_any_simple_graph_roundtrips(n, data):
         assert ex.label == truth
         p = T.parse(n, ex.tokens, fmt, strict=False)
         assert np.array_equal(p.edges, e)
+
+
+def test_fast_binary_sampler_draws_the_same_graphs_and_labels() -> None:
+    """The numpy binary-family sampler consumes the RNG exactly like _binary + the shuffle, and
+    its closed-form label equals is_tree."""
+    import numpy as np
+
+    from rnngap.tasks import istree_graphs as G
+
+    def reference(n, batch, seed):
+        rng = np.random.default_rng(seed)
+        out, labels = [], []
+        for _ in range(batch):
+            raw = G._binary(n, rng)
+            arr = np.array([(max(a, c), min(a, c)) for a, c in raw], dtype=np.int64)
+            arr = arr[np.lexsort((arr[:, 1], arr[:, 0]))]
+            arr = arr[rng.permutation(len(arr))]
+            out.append(arr)
+            labels.append(G.is_tree(n, arr))
+        return out, labels
+
+    for n in (4, 5, 9, 64):
+        for seed in range(6):
+            e1, l1 = reference(n, 15, seed)
+            e2, l2 = G.sample_graphs(n, 15, "binary", seed)
+            assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(e1, e2))
+            assert list(l2) == l1
+
+
+def test_batched_encoding_equals_encode_row_by_row() -> None:
+    """make_batch's numpy paths (plain prompts at once, chains of thought from the sampler's
+    canonical arrays) write exactly what istree.encode writes, masks included."""
+    import numpy as np
+
+    from rnngap.learned import data as D
+    for fmt in ("plain", "cot", "retrieval"):
+        for n, fam in ((6, "binary"), (9, "random"), (33, "binary")):
+            b = D.make_batch(D.DataSpec("istree", n, fmt=fmt, family=fam), 10, 1, 2)
+            exs = [T.encode(n, e, fmt, label=bool(lab)) for e, lab in zip(b.edges, b.labels)]
+            assert b.tokens.shape[1] == max(len(x.tokens) for x in exs)
+            for i, x in enumerate(exs):
+                L = len(x.tokens)
+                assert np.array_equal(b.tokens[i, :L], x.tokens)
+                assert (b.tokens[i, L:] == T.PAD).all()
+                assert np.array_equal(b.loss_mask[i, :L], x.loss_mask)
+                assert np.array_equal(b.retrieved_mask[i, :L], x.retrieved_mask)
+                assert not b.loss_mask[i, L:].any() and b.prompt_len[i] == x.prompt_len
