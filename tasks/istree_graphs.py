@@ -197,23 +197,26 @@ def _sample_binary(n: int, batch: int, rng: np.random.Generator
     hang off the hubs ``perm[0]``/``perm[1]`` and the extra edge joins the leaves ``perm[i]``
     and ``perm[i+1]``; it connects the two stars (a tree) iff they hang off different hubs,
     otherwise it closes a triangle and the other star stays apart (not a tree)."""
-    out: list[np.ndarray] = []
-    labels = np.zeros(batch, dtype=bool)
     m = n - 1
-    a = np.empty(m, dtype=np.int64)
-    c = np.empty(m, dtype=np.int64)
-    for b in range(batch):
-        perm = rng.permutation(n)
-        side = rng.random(n - 2) < 0.5
-        i = int(rng.integers(2, n - 1))
-        a[:-1], a[-1] = perm[2:], perm[i]
-        c[:-1], c[-1] = np.where(side, perm[0], perm[1]), perm[i + 1]
-        hi, lo = np.maximum(a, c), np.minimum(a, c)
-        order = np.argsort(hi * n + lo)           # = lexsort by (u, v): the keys are distinct
-        arr = np.stack([hi[order], lo[order]], axis=1)
-        out.append(arr[rng.permutation(m)])
-        labels[b] = side[i - 2] != side[i - 1]
-    return out, labels
+    perm = np.empty((batch, n), dtype=np.int64)
+    side = np.empty((batch, n - 2), dtype=bool)
+    ext = np.empty(batch, dtype=np.int64)
+    shuffle = np.empty((batch, m), dtype=np.int64)
+    for b in range(batch):          # the draws, in _binary's order; the rest for all at once
+        perm[b] = rng.permutation(n)
+        side[b] = rng.random(n - 2) < 0.5
+        ext[b] = rng.integers(2, n - 1)
+        shuffle[b] = rng.permutation(m)
+    rows = np.arange(batch)
+    a = np.concatenate([perm[:, 2:], perm[rows, ext][:, None]], axis=1)
+    c = np.concatenate([np.where(side, perm[:, :1], perm[:, 1:2]),
+                        perm[rows, ext + 1][:, None]], axis=1)
+    hi, lo = np.maximum(a, c), np.minimum(a, c)
+    order = np.argsort(hi * n + lo, axis=1)     # = lexsort by (u, v): the keys are distinct
+    order = np.take_along_axis(order, shuffle, axis=1)
+    arr = np.stack([np.take_along_axis(hi, order, 1), np.take_along_axis(lo, order, 1)], axis=2)
+    labels = side[rows, ext - 2] != side[rows, ext - 1]
+    return list(arr), labels
 
 
 def all_pairs(n: int) -> list[tuple[int, int]]:
