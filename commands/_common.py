@@ -147,12 +147,24 @@ def check_out_dir(path: str | os.PathLike, overwrite: bool, option: str = "--out
     return out
 
 
-def check_out_file(path: str, overwrite: bool, option: str = "--plot") -> None:
+#: the image formats every matplotlib backend writes (checked before any work)
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff",
+                  ".webp", ".pgf")
+
+
+def check_out_file(path: str, overwrite: bool, option: str = "--plot",
+                   image: bool = True) -> None:
     """Before any work: UserError (exit 2) unless ``path`` names a file in an existing, writable
-    folder, and an existing file there is only replaced with ``overwrite``."""
+    folder (an image format when ``image``), and an existing file there is only replaced with
+    ``overwrite``."""
     if not path.strip():
         raise UserError(f"{option}: empty path")
+    if path.endswith(("/", os.sep)):
+        raise UserError(f"{option} {path}: a directory path; give a file name")
     p = Path(path)
+    if image and p.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UserError(f"{option} {path}: unknown image format {p.suffix or '(none)'!r}; use "
+                        f"one of {', '.join(IMAGE_SUFFIXES)}")
     if p.is_dir():
         raise UserError(f"{option} {path}: a directory is in the way (give a file path)")
     if not p.parent.is_dir():
@@ -182,7 +194,11 @@ def staged_out_dir(path: str | os.PathLike, overwrite: bool,
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    promote(stage, out)
+    try:
+        promote(stage, out)
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise UserError(f"{option} {out}: cannot replace it ({exc.strerror or exc})") from None
 
 
 def promote(stage: Path, out: Path) -> None:

@@ -48,7 +48,8 @@ def evaluate(run_dir: str | None, hf: str | None, hf_task: str, ns: str, plot: s
     if hf is not None:
         if run_dir is not None:
             raise click.UsageError("give RUN_DIR or --hf MODEL, not both")
-        _eval_hf(hf, hf_task, ns, plot, overwrite, samples or 32, seed or 0, progress, as_json)
+        _eval_hf(hf, hf_task, ns, plot, overwrite, 32 if samples is None else samples,
+                 0 if seed is None else seed, progress, as_json)
         return
     if run_dir is None:
         raise click.UsageError("give RUN_DIR (an rnngap run) or --hf MODEL")
@@ -126,6 +127,7 @@ def _eval_hf(model: str, task: str, ns: str, plot: str | None, overwrite: bool, 
         lm = H.load_causal_lm(model)
         for x in sizes:                        # every size checked before any generation
             H.render(task, x, np.random.default_rng(0))
+            H.check_context(lm, task, x)
         rows = []
         with tqdm(total=samples * len(sizes), desc=f"eval {task}", unit="prompt",
                   disable=not progress or as_json, leave=False) as bar:

@@ -22,9 +22,14 @@ def export(run_dir, out, overwrite, as_json):
     Refused: runs with the learned embedding (its absolute position table has no counterpart)
     and hybrids. Logits agree with rnngap's to float32 tolerance (tests/test_hf.py).
     """
+    from pathlib import Path
+
     from rnngap.learned.checkpoint import CheckpointError
     from rnngap.learned.hf import export_run
-
+    src, dst = Path(run_dir).resolve(), Path(out).resolve()
+    if dst == src or src.is_relative_to(dst) or dst == Path.cwd().resolve():
+        raise UserError(f"--out {out}: would replace the run being exported (or the current "
+                        "directory); choose another folder")
     try:
         with staged_out_dir(out, overwrite) as stage:
             files = export_run(run_dir, stage)

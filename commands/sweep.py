@@ -91,9 +91,17 @@ def sweep(grid, out, workers, launcher, cluster, partition, timeout_min, max_min
     if outp.is_dir() and any(outp.iterdir()):
         if not meta_path.is_file():
             raise UserError(f"--out {out} holds files that are not a sweep; choose a new folder")
-        if json.loads(meta_path.read_text()).get("grid_sha256") != digest:
+        stored = json.loads(meta_path.read_text())
+        if stored.get("grid_sha256") != digest:
             raise UserError(f"--out {out} was made by another grid (its sweep.json differs); "
                             "choose a new folder")
+        was = stored.get("options", {})
+        now = {"samples": samples, "max_minutes": max_minutes}
+        diff = [f"--{k.replace('_', '-')} {was.get(k)} -> {v}" for k, v in now.items()
+                if was.get(k) != v]
+        if diff:
+            raise UserError(f"--out {out} was launched with other training options "
+                            f"({', '.join(diff)}); give the same ones or a new folder")
     todo = S.pending(outp, runs, retry_failed)
     if launcher == "submitit":
         _check_submitit(cluster)
@@ -109,13 +117,15 @@ def sweep(grid, out, workers, launcher, cluster, partition, timeout_min, max_min
     if not meta_path.is_file():
         from rnngap.learned.checkpoint import atomic_write_json
         atomic_write_json(meta_path, {"grid": g, "grid_file": str(grid), "grid_sha256": digest,
-                                      "learning_rates_from": lrs})
+                                      "learning_rates_from": lrs,
+                                      "options": {"samples": samples,
+                                                  "max_minutes": max_minutes}})
     args = [(r, str(outp), (lrs or {}).get(r["arch"]), max_minutes, samples, False,
              data_workers) for r in todo]
     if launcher == "local":
         _run_local(args, runs, outp, workers, progress and not as_json)
     else:
-        _run_submitit(args, runs, outp, cluster, partition, timeout_min,
+        _run_submitit(args, runs, outp, cluster, partition, timeout_min, workers,
                       progress and not as_json)
     rows = S.write_results(outp, runs)
     fin = sum(r.get("status") == "finished" for r in rows)
@@ -134,8 +144,12 @@ def sweep(grid, out, workers, launcher, cluster, partition, timeout_min, max_min
 
 
 def _run_local(args, runs, outp, workers, progress) -> None:
+    """At most ``workers`` runs at a time, each in its own spawned process. A process that
+    dies (killed, out of memory) is recorded as a failed run and the others go on; Ctrl-C
+    starts nothing new, waits for the running ones to save their checkpoints, rebuilds
+    results.jsonl and re-raises (exit 130)."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import time
 
     from tqdm import tqdm
 
@@ -143,24 +157,65 @@ def _run_local(args, runs, outp, workers, progress) -> None:
     if not args:
         return
     ctx = mp.get_context("spawn")
+    queue = list(args)
+    running: dict = {}
     bar = tqdm(total=len(args), desc="sweep", unit="run", disable=not progress)
-    with ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=1) as ex:
-        futs = {ex.submit(S.run_one, *a): a[0]["name"] for a in args}
-        try:
-            for f in as_completed(futs):
-                row = f.result()
-                S.write_results(outp, runs)
-                bar.update(1)
-                acc = row.get("accuracy_generation")
-                bar.write(f"{row['run']}: {row['status']}"
-                          + (f", accuracy {acc:.3f}" if acc is not None else "")
-                          + (f" ({row.get('error')})" if row["status"] == "failed" else ""),
-                          file=sys.stderr)
-        except KeyboardInterrupt:
-            for f in futs:
-                f.cancel()
-            raise
-    bar.close()
+
+    def reap(block: bool) -> None:
+        for proc, a in list(running.items()):
+            if block:
+                proc.join()
+            if proc.is_alive():
+                continue
+            del running[proc]
+            f = outp / a[0]["name"] / "result.json"
+            if proc.exitcode == 0 and f.is_file():
+                row = json.loads(f.read_text())     # run_one always writes it last
+            elif block:
+                continue                            # Ctrl-C: resumed on the next launch
+            else:
+                why = (f"killed by signal {-proc.exitcode}" if proc.exitcode < 0
+                       else f"exit code {proc.exitcode}")
+                row = _failed_row(outp, a[0], f"the run's process died ({why}; out of "
+                                              "memory?) before writing its result")
+            S.write_results(outp, runs)
+            bar.update(1)
+            acc = row.get("accuracy_generation")
+            bar.write(f"{row['run']}: {row['status']}"
+                      + (f", accuracy {acc:.3f}" if acc is not None else "")
+                      + (f" ({row.get('error')})" if row["status"] == "failed" else ""),
+                      file=sys.stderr)
+
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                a = queue.pop(0)
+                proc = ctx.Process(target=S.run_one, args=a, daemon=False)
+                proc.start()
+                running[proc] = a
+            time.sleep(0.2)
+            reap(block=False)
+    except KeyboardInterrupt:
+        queue.clear()
+        reap(block=True)            # the runs got SIGINT too: they save a checkpoint and stop
+        S.write_results(outp, runs)
+        raise
+    finally:
+        bar.close()
+
+
+def _failed_row(outp, r: dict, error: str) -> dict:
+    from rnngap.learned.checkpoint import atomic_write_json
+    rd = outp / r["name"]
+    rd.mkdir(parents=True, exist_ok=True)
+    row = {"run": r["name"], "status": "failed", "error": error,
+           "accuracy_generation": None, "accuracy_teacher_forced": None,
+           "retrievals_executed": None,
+           **{k: r.get(k) for k in ("task", "n", "format", "arch", "size", "embedding",
+                                    "lr", "seed", "model", "task_params", "batch_size",
+                                    "steps")}}
+    atomic_write_json(rd / "result.json", row)
+    return row
 
 
 def _check_submitit(cluster: str) -> None:
@@ -174,7 +229,8 @@ def _check_submitit(cluster: str) -> None:
                         "use --cluster local or --launcher local")
 
 
-def _run_submitit(args, runs, outp, cluster, partition, timeout_min, progress) -> None:
+def _run_submitit(args, runs, outp, cluster, partition, timeout_min, workers,
+                  progress) -> None:
     import time
 
     import submitit
@@ -188,25 +244,27 @@ def _run_submitit(args, runs, outp, cluster, partition, timeout_min, progress) -
     params = {"timeout_min": timeout_min, "cpus_per_task": 1}
     if partition:
         params["slurm_partition"] = partition
+    params["slurm_array_parallelism"] = workers
     ex.update_parameters(**params)
     jobs = ex.map_array(S.run_one, *zip(*args))
     bar = tqdm(total=len(jobs), desc="sweep (submitit)", unit="run", disable=not progress)
     left = dict(zip(jobs, args))
-    while left:
-        for job in [j for j in left if j.done()]:
-            a = left.pop(job)
-            try:
-                job.result()
-            except Exception as exc:  # noqa: BLE001 -- the job itself died: record it
-                from rnngap.learned.checkpoint import atomic_write_json
-                rd = outp / a[0]["name"]
-                rd.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(rd / "result.json", {
-                    "run": a[0]["name"], "status": "failed",
-                    "error": f"submitit job {job.job_id}: {str(exc).splitlines()[-1][:300]}",
-                    **{k: a[0].get(k) for k in ("task", "n", "format", "arch", "size",
-                                                 "seed")}})
-            S.write_results(outp, runs)
-            bar.update(1)
-        time.sleep(0.5)
-    bar.close()
+    try:
+        while left:
+            for job in [j for j in left if j.done()]:
+                a = left.pop(job)
+                try:
+                    job.result()
+                except Exception as exc:  # noqa: BLE001 -- the job itself died: record it
+                    _failed_row(outp, a[0], f"submitit job {job.job_id}: "
+                                            f"{str(exc).splitlines()[-1][:300]}")
+                S.write_results(outp, runs)
+                bar.update(1)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        for job in left:            # do not leave jobs running on the cluster
+            job.cancel(check=False)
+        S.write_results(outp, runs)
+        raise
+    finally:
+        bar.close()

@@ -48,6 +48,7 @@ import numpy as np
 
 HF_HINT = "this needs the transformers package: pip install 'rnngap[hf]'"
 TASKS = ("phonebook", "ar", "index")
+MAX_PHONEBOOK = 4352      # 16^2 two-syllable + 16^3 three-syllable names
 _SYLL = ("ka", "lo", "mi", "ra", "tu", "ze", "no", "vi", "pa", "se", "do", "fi", "gu", "he",
          "ju", "be")
 
@@ -76,8 +77,9 @@ def names(count: int) -> list[str]:
 def render(task: str, n: int, rng: np.random.Generator) -> tuple[str, str]:
     """(prompt, expected answer) of one random instance (module docstring)."""
     if task == "phonebook":
-        if n < 1:
-            raise ValueError("phonebook needs n >= 1 entries")
+        if not 1 <= n <= MAX_PHONEBOOK:
+            raise ValueError(f"phonebook takes 1 to {MAX_PHONEBOOK:,} entries (distinct names), "
+                             f"got {n}")
         pool = names(max(n, 16) * 4 if n * 4 <= 4352 else 4352)
         who = [pool[i] for i in rng.choice(len(pool), n, replace=False)]
         nums = [f"{rng.integers(0, 1000):03d}-{rng.integers(0, 10000):04d}" for _ in range(n)]
@@ -163,17 +165,20 @@ def load_causal_lm(path_or_id: str, allow_download: bool | None = None) -> Loade
 
 
 def _state_and_kv(cfg, model) -> tuple[int | None, int | None]:
-    """(recurrent state bits, None) for a model the presets code understands as recurrent;
-    (None, KV-cache bits per token) for an attention model."""
+    """(recurrent state bits, None) for a model the presets code understands as recurrent,
+    every component at the model's parameter dtype; (None, KV-cache bits per token) for an
+    attention model; (None, None) when neither can be derived from the config."""
     from rnngap.verify.archs import state_from_config
-    d = cfg.to_dict()
+    pdt = next(model.parameters()).dtype
+    bits = pdt.itemsize * 8
+    dtype = {"torch.float32": "fp32", "torch.bfloat16": "bf16",
+             "torch.float16": "fp16"}.get(str(pdt))
     try:
-        st = state_from_config(d)
+        st = state_from_config(cfg.to_dict(), dtype)
     except (ValueError, TypeError, KeyError):
         st = None
     if st is not None and not st.global_attention:
         return int(st.state_bits), None
-    bits = next(model.parameters()).element_size() * 8
     layers = getattr(cfg, "num_hidden_layers", None)
     heads = getattr(cfg, "num_attention_heads", None)
     kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
@@ -194,6 +199,22 @@ def ceiling(task: str, n: int, state_bits: float | None) -> float | None:
     return task_ceiling(task, n, state_bits)
 
 
+def check_context(lm: Loaded, task: str, n: int, probes: int = 16) -> None:
+    """Before any generation: ValueError when prompts of size n (``probes`` rendered ones)
+    plus the answer budget would not fit the model's context."""
+    if lm.max_positions is None:
+        return
+    rng = np.random.default_rng([n, 12345])
+    need = 0
+    for _ in range(probes):
+        prompt, want = render(task, n, rng)
+        need = max(need, len(lm.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+                   + len(lm.tokenizer(want, add_special_tokens=False)["input_ids"]) + 4)
+    if need > lm.max_positions:
+        raise ValueError(f"{task} at n={n} needs about {need} tokens (prompt + answer); the "
+                         f"model's context is {lm.max_positions}")
+
+
 def evaluate_hf(lm: Loaded, task: str, n: int, samples: int, seed: int = 0,
                 progress=None) -> dict:
     """Accuracy by greedy generation on ``samples`` rendered prompts (module docstring)."""
@@ -206,10 +227,10 @@ def evaluate_hf(lm: Loaded, task: str, n: int, samples: int, seed: int = 0,
         prompt, want = render(task, n, rng)
         ids = tok(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         longest = max(longest, ids.shape[1])
-        if lm.max_positions is not None and ids.shape[1] + 8 > lm.max_positions:
-            raise ValueError(f"{task} at n={n} needs {ids.shape[1]} prompt tokens; the model's "
-                             f"context is {lm.max_positions}")
         budget = len(tok(want, add_special_tokens=False)["input_ids"]) + 4
+        if lm.max_positions is not None and ids.shape[1] + budget > lm.max_positions:
+            raise ValueError(f"{task} at n={n} needs {ids.shape[1]} prompt tokens + {budget} "
+                             f"to generate; the model's context is {lm.max_positions}")
         with torch.no_grad():
             out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
                                  max_new_tokens=budget,

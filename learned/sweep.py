@@ -80,6 +80,11 @@ def load_grid(path: str | os.PathLike) -> dict:
                         f"({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise GridError(f"{path}: expected a table of run keys at the top level")
+    try:
+        json.dumps(data)
+    except TypeError as exc:            # e.g. a TOML date or time
+        raise GridError(f"{path}: values must be strings, numbers, booleans, lists or tables "
+                        f"({exc})") from None
     return data
 
 
@@ -106,7 +111,7 @@ def expand(grid: dict, where: str = "grid") -> list[dict]:
         raise GridError(f"{where}: the grid is empty")
     for r in runs:
         _check_types(r, where)
-        r["name"] = run_name(r)
+        r["name"] = run_name(r, keys)
     names = [r["name"] for r in runs]
     dup = sorted({x for x in names if names.count(x) > 1})
     if dup:
@@ -135,11 +140,20 @@ def _check_types(r: dict, where: str) -> None:
         raise GridError(f"{where}: task_params must be a table")
 
 
-def run_name(r: dict) -> str:
-    size = r["size"] if r.get("model") is None else "m" + "-".join(
-        f"{k[0]}{v}" for k, v in sorted(r["model"].items()))
-    lr = "lrbest" if r.get("lr_from") else (f"lr{r['lr']:g}" if r.get("lr") else "lrdef")
+#: keys already in every run name (run_name); any other swept key is appended
+_NAMED = ("task", "n", "format", "arch", "size", "model", "lr", "lr_from", "seed",
+          "task_params")
+
+
+def run_name(r: dict, axes: list[str] | tuple = ()) -> str:
+    """Readable and unique: task, n, format, arch, size (or the [model] settings), lr, seed,
+    task parameters, then every other swept key with its value."""
+    size = r["size"] if not r.get("model") else r["size"] + "-m" + "-".join(
+        f"{k}{v}" for k, v in sorted(r["model"].items()))
+    lr = "lrbest" if r.get("lr_from") else (f"lr{float(r['lr'])!r}" if r.get("lr")
+                                            else "lrdef")
     extra = "".join(f"-{k}{v}" for k, v in sorted((r.get("task_params") or {}).items()))
+    extra += "".join(f"-{k}{r[k]}" for k in axes if k not in _NAMED)
     return (f"{r['task']}-n{r['n']}-{r['format']}-{r['arch']}-{size}-{lr}-s{r['seed']}"
             f"{extra}")
 
@@ -151,7 +165,7 @@ def options(r: dict, lr: float | None = None) -> dict:
          "official_quirks": False,
          "task_param": tuple(f"{k}={v}" for k, v in (r.get("task_params") or {}).items()),
          "mix_min_n": r.get("mix_min_n"), "arch": r["arch"],
-         "size": r["size"] if r.get("model") is None else "small", "config": None,
+         "size": r["size"], "config": None,
          "embedding": r.get("embedding"), "attn_position": None, "scan": "auto",
          "steps": r.get("steps"), "batch_size": r.get("batch_size"),
          "lr": lr if lr is not None else r.get("lr"), "warmup": r.get("warmup"),
@@ -177,7 +191,9 @@ def validate(runs: list[dict], where: str, lrs: dict | None = None) -> None:
     """Build every run's task and model before anything starts (GridError, one line)."""
     import torch
 
+    from rnngap.learned.data import TEST, TRAIN, make_batch
     from rnngap.models.lm import LM
+    seen: set = set()
     for r in runs:
         try:
             model, _data, _tc = build(r, (lrs or {}).get(r["arch"]))
@@ -186,6 +202,11 @@ def validate(runs: list[dict], where: str, lrs: dict | None = None) -> None:
                                  f"than the task's ({_data.vocab_size()})")
             with torch.device("meta"):
                 LM(model)
+            key = json.dumps(_data.to_dict(), sort_keys=True)
+            if key not in seen:         # both streams can be drawn (e.g. enough held-out inputs)
+                seen.add(key)
+                make_batch(_data, 1, 0, 0, TRAIN)
+                make_batch(_data, 1, 0, 0, TEST)
         except (ValueError, TypeError) as exc:
             raise GridError(f"{where}: run {r['name']}: {str(exc).splitlines()[0]}") from None
 
@@ -220,35 +241,43 @@ def run_one(r: dict, out: str, lr: float | None = None, max_minutes: float | Non
 
     rd = Path(out) / r["name"]
     c0, w0 = time.process_time(), time.perf_counter()
+    prior = {}
+    if (rd / "result.json").is_file():              # an interrupted launch: add its time
+        prior = json.loads((rd / "result.json").read_text())
+        prior = prior if prior.get("status") == "interrupted" else {}
     row: dict[str, Any] = {"run": r["name"], **{k: r.get(k) for k in (
-        "task", "n", "format", "arch", "size", "embedding", "seed")}, "lr": lr or r.get("lr")}
+        "task", "n", "format", "arch", "size", "embedding", "seed", "model", "task_params",
+        "batch_size")}, "lr": lr or r.get("lr"), "accuracy_generation": None,
+        "accuracy_teacher_forced": None, "retrievals_executed": None}
     try:
         model, data, tc = build(r, lr)
         if samples is not None:
             from dataclasses import replace
             tc = replace(tc, steps=max(1, samples // tc.batch_size))
-        row.update(lr=tc.lr, steps=tc.steps, embedding=model.embedding)
+        row.update(lr=tc.lr, steps=tc.steps, embedding=model.embedding,
+                   batch_size=tc.batch_size)
         deadline = time.monotonic() + 60 * max_minutes if max_minutes else None
         summ = train(rd, model, data, tc, resume=(rd / ck.CKPT).exists(), progress=progress,
                      deadline=deadline, data_workers=data_workers)
         timed_out = deadline is not None and time.monotonic() > deadline
         if summ.get("interrupted") and not timed_out:      # Ctrl-C: resume on re-launch
             row.update(status="interrupted", steps_done=summ.get("step"))
-            return row
-        lm, d2, _, meta = load_run(rd)
-        eval_seed = r["seed"] if r.get("eval_seed") is None else r["eval_seed"]
-        ev = evaluate(lm, d2, r["eval_samples"], 64, eval_seed)
-        row.update(status="finished", steps_done=meta["step"],
-                   time_limited=timed_out and bool(summ.get("interrupted")),
-                   accuracy_generation=ev["accuracy_generation"],
-                   accuracy_teacher_forced=ev["accuracy_teacher_forced"],
-                   retrievals_executed=ev["retrievals_executed"],
-                   retrieval_failures=ev.get("retrieval_failures"),
-                   final_train_loss=summ.get("loss"), trainable=summ.get("trainable"))
+        else:
+            lm, d2, _, meta = load_run(rd)
+            eval_seed = r["seed"] if r.get("eval_seed") is None else r["eval_seed"]
+            ev = evaluate(lm, d2, r["eval_samples"], 64, eval_seed)
+            row.update(status="finished", steps_done=meta["step"],
+                       time_limited=timed_out and bool(summ.get("interrupted")),
+                       accuracy_generation=ev["accuracy_generation"],
+                       accuracy_teacher_forced=ev["accuracy_teacher_forced"],
+                       retrievals_executed=ev["retrievals_executed"],
+                       retrieval_failures=ev.get("retrieval_failures"),
+                       final_train_loss=summ.get("loss"), trainable=summ.get("trainable"))
     except Exception as exc:  # noqa: BLE001 -- a crashed run is recorded and the sweep goes on
         row.update(status="failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
                    if str(exc) else type(exc).__name__)
-    row.update(cpu_s=round(time.process_time() - c0, 2), wall_s=round(time.perf_counter() - w0, 2))
+    row.update(cpu_s=round(time.process_time() - c0 + prior.get("cpu_s", 0.0), 2),
+               wall_s=round(time.perf_counter() - w0 + prior.get("wall_s", 0.0), 2))
     rd.mkdir(parents=True, exist_ok=True)
     ck.atomic_write_json(rd / "result.json", row)
     return row

@@ -98,6 +98,7 @@ def world(tmp_path_factory):
         "notcall.py": "step = 3\n",
         "raises.py": "raise RuntimeError('module refuses to import')\n",
         "tm-bad.txt": "this is not a machine\n",
+        "exists.png": "an earlier plot\n",
     }
     for name, text in files.items():
         (d / name).write_text(text)
@@ -133,7 +134,8 @@ CASES: list[tuple[str, list[str], int]] = [
     ("verify-plot-into-missing-dir", ["verify", "index", "--n", "8", "--plot",
                                       "{d}/missing/dir/p.png"], 2),
     ("verify-plot-over-run", ["verify", "index", "--n", "8", "--plot", "{sentinel}"], 2),
-    ("verify-plot-exists", ["verify", "index", "--n", "8", "--plot", "{d}/notjson.json"], 2),
+    ("verify-plot-exists", ["verify", "index", "--n", "8", "--plot", "{d}/exists.png"], 2),
+    ("verify-plot-format", ["verify", "index", "--n", "8", "--plot", "{d}/p.xyz"], 2),
     ("verify-istree-n1", ["verify", "istree", "--n", "1"], 2),
     ("verify-istree-method", ["verify", "istree", "--n", "5", "--method", "bogus"], 2),
     ("verify-istree-jobs0", ["verify", "istree", "--n", "5", "--jobs", "0"], 2),
@@ -169,7 +171,8 @@ CASES: list[tuple[str, list[str], int]] = [
     ("bound-plot-missing-dir", ["bound", "--state-bits", "64", "--plot",
                                 "{d}/missing/dir/p.png"], 2),
     ("bound-plot-over-run", ["bound", "--state-bits", "64", "--plot", "{sentinel}"], 2),
-    ("bound-plot-exists", ["bound", "--state-bits", "64", "--plot", "{d}/notjson.json"], 2),
+    ("bound-plot-exists", ["bound", "--state-bits", "64", "--plot", "{d}/exists.png"], 2),
+    ("bound-plot-dir-slash", ["bound", "--state-bits", "64", "--plot", "{d}/p.png/"], 2),
     ("bound-oracle-istree", ["bound", "--task", "istree", "--oracle", "ar", "--n", "5"], 2),
     ("bound-oracle-rule", ["bound", "--task", "cgram", "--oracle", "ar", "--n", "5",
                            "--occurrence", "middle"], 2),
@@ -290,7 +293,7 @@ MUST_SAY = {
     "train-memory-n": "needs about", "train-memory-config": "needs about",
     "eval-memory": "needs about", "verify-istree-memory": "edge sets",
     "construct-over-run": "--overwrite", "verify-plot-exists": "--overwrite",
-    "bound-plot-exists": "--overwrite", "train-over-run": "--overwrite",
+    "bound-plot-exists": "--overwrite", "verify-plot-format": "image format", "train-over-run": "--overwrite",
     "train-over-non-run": "--overwrite", "report-over-run": "--overwrite",
     "eval-nan-weights": "NaN", "train-resume-nan": "NaN",
     "eval-garbled": "digest", "train-resume-garbled": "digest",

@@ -137,8 +137,8 @@ def test_eval_hf_json_rows_and_bounds(models, tmp_path: Path) -> None:
     for x in rows:
         assert {"model", "task", "n", "accuracy", "samples", "state_bits", "kv_bits_at_n"} <= set(x)
         assert 0 <= x["accuracy"] <= 1 and x["samples"] == 3 and x["kv_bits_at_n"] is None
-        # 2 layers x d_inner 32 x N 4 float32 SSM state + 2 x 32 x 3 bf16 conv buffer
-        assert x["state_bits"] == 2 * 32 * 4 * 32 + 2 * 32 * 3 * 16
+        # 2 layers x d_inner 32 x N 4 SSM state + 2 x 32 x 3 conv buffer, float32 (the model's)
+        assert x["state_bits"] == 2 * 32 * 4 * 32 + 2 * 32 * 3 * 32
         assert 0 < x["fano_ceiling"] <= 1
     assert (tmp_path / "p.png").stat().st_size > 1000
     r = _run(["eval", "--hf", models["llama"], "--task", "ar", "--ns", "4", "--samples", "2",
@@ -157,10 +157,13 @@ def test_eval_hf_json_rows_and_bounds(models, tmp_path: Path) -> None:
     (["--hf", "{llama}", "--ns", "16"], "context"),
     (["--hf", "{llama}", "--task", "ar", "--ns", "5"], "even"),
     (["{notmodel}", "--hf", "{llama}"], "not both"),
+    (["--hf", "{llama}", "--samples", "0"], "--samples"),
+    (["--hf", "{llama}", "--ns", "2", "--plot", "{d}/p.xyz"], "image format"),
+    (["--hf", "{llama}", "--task", "phonebook", "--ns", "99999"], "4,352"),
 ])
 def test_eval_hf_bad_input(models, args, needle) -> None:
-    r = _run(["eval", *[a.format(**{k: str(v) for k, v in models.items()}) for a in args],
-              "--samples", "2", "--no-progress"])
+    r = _run(["eval", "--samples", "2", "--no-progress",        # the case's options win
+              *[a.format(**{k: str(v) for k, v in models.items()}) for a in args]])
     assert r.exit_code == 2, r.output
     assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
@@ -197,3 +200,12 @@ def test_export_refuses_what_does_not_map(tmp_path: Path) -> None:
         r = _run(["export", run, "--out", tmp_path / f"x-{arch}"])
         assert r.exit_code == 2 and needle in r.stderr
         assert not (tmp_path / f"x-{arch}").exists()
+
+
+def test_export_refuses_to_replace_its_own_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert _run(["train", "--task", "istree", "--n", "6", "--arch", "mamba", "--size", "tiny",
+                 "--steps", "2", "--no-progress", "--out", run]).exit_code == 0
+    r = _run(["export", run, "--out", run, "--overwrite"])
+    assert r.exit_code == 2 and "would replace the run" in r.stderr
+    assert (run / "checkpoint.safetensors").is_file()

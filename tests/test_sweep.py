@@ -145,3 +145,104 @@ def test_unreachable_cluster_is_refused(tmp_path: Path) -> None:
                "--cluster", "slurm")
     assert r.exit_code == 2 and "sbatch" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _children(pid: int) -> list[int]:
+    import subprocess
+    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True,
+                         text=True, check=False).stdout
+    # the run processes, not multiprocessing's resource tracker
+    return [int(line.split()[0]) for line in out.splitlines()
+            if "spawn_main" in line and "resource_tracker" not in line]
+
+
+def _launch(tmp_path: Path, text: str, *extra: str):
+    import os
+    import subprocess
+    import sys
+    g = _grid(tmp_path, text)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "rnngap.cli", "sweep", str(g), "--out",
+                             str(tmp_path / "out"), "--no-progress", *extra],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _wait_children(p, count: int, limit: float = 60.0) -> list[int]:
+    import time
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        kids = _children(p.pid)
+        if len(kids) >= count:
+            time.sleep(3.0)             # let them get into training
+            return kids
+        time.sleep(0.2)
+    raise AssertionError("the sweep did not start its workers")
+
+
+LONG = TINY.replace("steps = 2", "steps = 4000")
+
+
+@pytest.mark.slow
+def test_a_killed_run_is_recorded_as_failed_and_the_others_finish(tmp_path: Path) -> None:
+    import os
+    import signal
+    p = _launch(tmp_path, LONG, "--workers", "2")
+    kids = _wait_children(p, 2)
+    os.kill(kids[0], signal.SIGKILL)
+    _, err = p.communicate(timeout=240)
+    assert p.returncode == 1, err[-2000:]
+    assert "Traceback" not in err
+    rows = S.read_results(tmp_path / "out")
+    assert sorted(r["status"] for r in rows) == ["failed", "finished"]
+    assert "died" in next(r["error"] for r in rows if r["status"] == "failed")
+
+
+def test_ctrl_c_starts_nothing_new_and_exits_130(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+    p = _launch(tmp_path, LONG.replace('["transformer", "mamba"]',
+                                       '["transformer", "mamba", "hybrid"]'), "--workers", "1")
+    _wait_children(p, 1)
+    t0 = time.time()
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    assert time.time() - t0 < 60 and "interrupted" in err and "Traceback" not in err
+    made = [d.name for d in (tmp_path / "out").iterdir() if d.is_dir()]
+    assert len(made) == 1                 # the queued runs never started
+    # a re-launch resumes the interrupted run from its checkpoint and runs the other two
+    assert (tmp_path / "out" / made[0] / "checkpoint.safetensors").is_file()
+    r = _sweep(_grid(tmp_path, LONG.replace('["transformer", "mamba"]',
+                                            '["transformer", "mamba", "hybrid"]')),
+               "--out", tmp_path / "out", "--dry-run", "--json")
+    assert r.exit_code == 0 and all(x["pending"] for x in json.loads(r.stdout))
+
+
+def test_review_fixes_names_sizes_options_and_data_checks(tmp_path: Path) -> None:
+    # a [model] table refines the named size instead of replacing it by another
+    g = _grid(tmp_path, 'task = "index"\nn = 6\nsize = "tiny"\n[model]\nd_model = 16\n'
+              '[axes]\narch = ["mamba"]\n')
+    r = S.expand(S.load_grid(g))[0]
+    from rnngap.learned.configs import named_config
+    model, _, _ = S.build(r)
+    assert model.d_model == 16 and model.d_state == named_config("mamba", "tiny", 8).d_state
+    # every swept key is in the run name: no false "duplicated runs"
+    runs = S.expand(S.load_grid(_grid(tmp_path, TINY + "batch_size = [4, 8]\n", "b.toml")))
+    assert len({x["name"] for x in runs}) == 4
+    runs = S.expand(S.load_grid(_grid(tmp_path, TINY + "lr = [1e-3, 1.0000001e-3]\n", "c.toml")))
+    assert len({x["name"] for x in runs}) == 4
+    # values that are not JSON (a TOML date) and data that cannot be drawn: refused up front
+    r = _sweep(_grid(tmp_path, 'name = 1979-05-27\n' + TINY, "d.toml"), "--out", tmp_path / "o1")
+    assert r.exit_code == 2 and "values must be" in r.stderr
+    r = _sweep(_grid(tmp_path, TINY.replace('task = "index"\nn = 6', 'task = "istree"\nn = 4'),
+                     "e.toml"), "--out", tmp_path / "o2")
+    assert r.exit_code == 2 and "held-out" in r.stderr
+    # a re-launch with other training options is refused, not silently mixed
+    g = _grid(tmp_path, TINY, "f.toml")
+    assert _sweep(g, "--out", tmp_path / "o3", "--samples", "8").exit_code == 0
+    r = _sweep(g, "--out", tmp_path / "o3", "--samples", "16")
+    assert r.exit_code == 2 and "other training options" in r.stderr
+    rows = S.read_results(tmp_path / "o3")
+    assert all(x["steps"] == 2 and x["batch_size"] == 4 for x in rows)     # 8 samples / 4

@@ -291,6 +291,13 @@ def state_from_config(cfg: dict, dtype: str | None = None) -> ArchState:
         params = {k: v for k, v in cfg.items() if k not in ("arch", "dtype")}
         return state_of(fam, params, f"config ({fam})", "rnngap model config",
                         dtype or cfg.get("dtype"))
+    if "hidden_size" in cfg and "state_size" in cfg and cfg.get("model_type") == "mamba2":
+        params = {"d_model": cfg["hidden_size"], "n_layers": cfg.get("num_hidden_layers"),
+                  "d_state": cfg["state_size"], "d_conv": cfg.get("conv_kernel", 4),
+                  "expand": cfg.get("expand", 2), "head_dim": cfg.get("head_dim", 64),
+                  "ngroups": cfg.get("n_groups", 1)}
+        return state_of("mamba2", params, "config (HF mamba2)", "Hugging Face Mamba-2 config",
+                        dtype)
     if "hidden_size" in cfg and "state_size" in cfg:
         params = {"d_model": cfg["hidden_size"], "n_layers": cfg.get("num_hidden_layers"),
                   "d_state": cfg["state_size"], "d_conv": cfg.get("conv_kernel", 4),
