@@ -141,7 +141,8 @@ def _eval_hf(model: str, task: str, ns: str, plot: str | None, overwrite: bool, 
         dump_json(rows)
         return
     kind = (f"recurrent, {lm.state_bits:,} state bits" if lm.state_bits is not None else
-            "attention (KV cache grows with n)")
+            "attention (KV cache grows with n)" if lm.kv_bits_per_token else
+            "state size not derived from this config")
     click.echo(f"{model} ({kind}) on {task}, {samples} prompts per n, greedy, exact match:")
     for r in rows:
         extra = (f"Fano ceiling {r['fano_ceiling']:.3f}" if r["fano_ceiling"] is not None else

@@ -131,6 +131,8 @@ def load_causal_lm(path_or_id: str, allow_download: bool | None = None) -> Loade
     ``local_files_only``; anything else is a hub id and is downloaded (only then)."""
     transformers = require_transformers()
     local = Path(path_or_id).exists()
+    if not local and path_or_id.startswith((".", "/", "~")):
+        raise ValueError(f"{path_or_id}: no such model folder")
     if allow_download is None:
         allow_download = not local
     if local and not Path(path_or_id, "config.json").is_file():
