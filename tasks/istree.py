@@ -131,26 +131,31 @@ def euler_tour_canonical(n: int, arr: np.ndarray) -> list[int]:
     """:func:`euler_tour` of edges already in canonical form (``canonical_edges``): the
     batch path of learned/data.py calls it on the sampler's arrays without re-validating."""
     adj = _adjacency(n, arr)
-    tour, visited = [0], {0}
-    stack: list[list[int]] = [[0, -1, 0]]  # vertex, parent, next index into adj
-    while stack:
-        frame = stack[-1]
-        u, fa, i = frame
-        if i == len(adj[u]):
-            stack.pop()
-            if stack:
-                tour.append(stack[-1][0])
+    tour, visited = [0], [False] * n
+    visited[0] = True
+    vs, fas, its = [0], [-1], [0]           # the DFS stack: vertex, parent, next neighbour
+    while vs:
+        u, i = vs[-1], its[-1]
+        au = adj[u]
+        if i == len(au):
+            vs.pop()
+            fas.pop()
+            its.pop()
+            if vs:
+                tour.append(vs[-1])
             continue
-        frame[2] += 1
-        y = adj[u][i]
-        if y == fa:
+        its[-1] = i + 1
+        y = au[i]
+        if y == fas[-1]:
             continue
-        if y in visited:
+        if visited[y]:
             break
-        visited.add(y)
+        visited[y] = True
         tour.append(y)
-        stack.append([y, u, 0])
-    return [vertex_token(v) for v in tour]
+        vs.append(y)
+        fas.append(u)
+        its.append(0)
+    return [FIRST_VERTEX + v for v in tour]
 
 
 def retrieval_cot(n: int, edges: object) -> tuple[list[int], list[int]]:
@@ -173,46 +178,45 @@ def retrieval_cot_canonical(n: int, arr: np.ndarray) -> tuple[list[int], list[in
     vt = [FIRST_VERTEX + v for v in range(n)] + [FAILED]
     out: list[int] = []
     got: list[int] = []
-    add, ext, mark = out.append, out.extend, got.append
-
-    def after(v: int, p: int) -> int:
-        a = adj[v]
-        j = a.index(p) + 1
-        return a[j] if j < len(a) else -1
-
+    ext, mark = out.extend, got.append
+    k = 0                                   # len(out), kept by hand (the tuples' sizes)
     stack, parent, prev = [0], {0: -1}, -1
     while stack:
         top = stack[-1]
         father = stack[-2] if len(stack) > 1 else -1
         t = vt[top]
-        ext((t, S, t, TILDE, E))
-        mark(len(out))
-        add(vt[father])
+        a = adj[top]
+        ext((t, S, t, TILDE, E, vt[father]))     # ... then the retrieved father
+        mark(k + 5)
+        k += 6
         if prev == father:
-            ext((S, t, DASH, E))
-            nxt = adj[top][0] if adj[top] else -1
+            nxt = a[0] if a else -1
+            ext((S, t, DASH, E, vt[nxt]))
+            mark(k + 4)
+            k += 5
         else:
-            ext((S, t, DASH, vt[prev], E))
-            nxt = after(top, prev)
-        mark(len(out))
-        add(vt[nxt])
+            j = a.index(prev) + 1
+            nxt = a[j] if j < len(a) else -1
+            ext((S, t, DASH, vt[prev], E, vt[nxt]))
+            mark(k + 5)
+            k += 6
         if nxt >= 0 and nxt == father:
-            ext((S, t, DASH, vt[nxt], E))
-            nxt = after(top, nxt)
-            mark(len(out))
-            add(vt[nxt])
+            j = a.index(nxt) + 1
+            old, nxt = nxt, (a[j] if j < len(a) else -1)
+            ext((S, t, DASH, vt[old], E, vt[nxt]))
+            mark(k + 5)
+            k += 6
         if nxt < 0:
             stack.pop()
             prev = top
             continue
-        ext((S, vt[nxt], TILDE, E))
         if nxt in parent:
-            mark(len(out))
-            add(vt[parent[nxt]])
+            ext((S, vt[nxt], TILDE, E, vt[parent[nxt]]))
+            mark(k + 4)
             break
-        mark(len(out))
-        add(FAILED)
-        ext((vt[nxt], TILDE, t))
+        ext((S, vt[nxt], TILDE, E, FAILED, vt[nxt], TILDE, t))
+        mark(k + 4)
+        k += 8
         parent[nxt] = top
         stack.append(nxt)
         prev = top
