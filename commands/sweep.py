@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -190,18 +193,45 @@ def _run_local(args, runs, outp, workers, progress) -> None:
         while queue or running:
             while queue and len(running) < workers:
                 a = queue.pop(0)
-                proc = ctx.Process(target=S.run_one, args=a, daemon=False)
-                proc.start()
+                proc = ctx.Process(target=_child, args=a, daemon=False)
+                # the child starts with Ctrl-C ignored (so no half-imported process dies with a
+                # traceback) and takes it back in _child; on Ctrl-C we signal it ourselves
+                old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                try:
+                    proc.start()
+                finally:
+                    signal.signal(signal.SIGINT, old)
                 running[proc] = a
             time.sleep(0.2)
             reap(block=False)
     except KeyboardInterrupt:
         queue.clear()
-        reap(block=True)            # the runs got SIGINT too: they save a checkpoint and stop
+        while any(p.is_alive() for p in running):      # until each has taken the signal
+            for p in running:
+                if p.is_alive() and p.pid:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p.pid, signal.SIGINT)
+            time.sleep(1.0)
+        reap(block=True)            # they saved a checkpoint and stopped
         S.write_results(outp, runs)
         raise
     finally:
         bar.close()
+
+
+def _child(*args) -> None:
+    """One run in its own process. Ctrl-C before training has installed its own handler (while
+    torch imports, say) ends the process quietly: no traceback, the run resumes next time."""
+    # torch is imported while Ctrl-C is still ignored (an interrupted torch import can abort
+    # the process from C++); the parent re-sends the signal until this process exits
+    import torch  # noqa: F401
+
+    from rnngap.learned import sweep as S
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        S.run_one(*args)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def _failed_row(outp, r: dict, error: str) -> dict:

@@ -168,13 +168,16 @@ def _launch(tmp_path: Path, text: str, *extra: str):
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def _wait_children(p, count: int, limit: float = 60.0) -> list[int]:
+def _wait_children(p, count: int, out: Path | None = None, limit: float = 90.0) -> list[int]:
+    """The run processes, once ``count`` exist (and, given ``out``, have started training:
+    their run directories hold a config.json)."""
     import time
     t0 = time.time()
     while time.time() - t0 < limit:
         kids = _children(p.pid)
-        if len(kids) >= count:
-            time.sleep(3.0)             # let them get into training
+        started = out is None or len(list(out.glob("*/config.json"))) >= count
+        if len(kids) >= count and started:
+            time.sleep(1.0 if out is not None else 0.3)
             return kids
         time.sleep(0.2)
     raise AssertionError("the sweep did not start its workers")
@@ -188,7 +191,7 @@ def test_a_killed_run_is_recorded_as_failed_and_the_others_finish(tmp_path: Path
     import os
     import signal
     p = _launch(tmp_path, LONG, "--workers", "2")
-    kids = _wait_children(p, 2)
+    kids = _wait_children(p, 2, tmp_path / "out")
     os.kill(kids[0], signal.SIGKILL)
     _, err = p.communicate(timeout=240)
     assert p.returncode == 1, err[-2000:]
@@ -204,7 +207,7 @@ def test_ctrl_c_starts_nothing_new_and_exits_130(tmp_path: Path) -> None:
     import time
     p = _launch(tmp_path, LONG.replace('["transformer", "mamba"]',
                                        '["transformer", "mamba", "hybrid"]'), "--workers", "1")
-    _wait_children(p, 1)
+    _wait_children(p, 1, tmp_path / "out")
     t0 = time.time()
     os.killpg(p.pid, signal.SIGINT)
     _, err = p.communicate(timeout=120)
@@ -246,3 +249,14 @@ def test_review_fixes_names_sizes_options_and_data_checks(tmp_path: Path) -> Non
     assert r.exit_code == 2 and "other training options" in r.stderr
     rows = S.read_results(tmp_path / "o3")
     assert all(x["steps"] == 2 and x["batch_size"] == 4 for x in rows)     # 8 samples / 4
+
+
+def test_ctrl_c_while_runs_are_still_starting_leaves_no_traceback(tmp_path: Path) -> None:
+    import os
+    import signal
+    p = _launch(tmp_path, LONG, "--workers", "2")
+    _wait_children(p, 2)                  # processes exist, probably still importing torch
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "interrupted" in err
