@@ -75,8 +75,24 @@ def _build(o: dict, vocab_size: int | None = None):
     tc = TrainConfig(steps=o["steps"], batch_size=o["batch_size"], lr=lr, warmup=o["warmup"],
                      weight_decay=o["weight_decay"], grad_clip=o["grad_clip"], seed=o["seed"],
                      log_every=o["log_every"], eval_every=o["eval_every"],
-                     eval_batches=o["eval_batches"], ckpt_every=o["ckpt_every"])
+                     eval_batches=o["eval_batches"], ckpt_every=o["ckpt_every"],
+                     **early_stop_settings(o))
     return model, data, tc
+
+
+#: --early-stop: probe period and plateau patience when not given (steps)
+EARLY_STOP_DEFAULTS = {"probe_every": 100, "patience": 1000}
+
+
+def early_stop_settings(o: dict) -> dict:
+    """TrainConfig early-stopping fields from --early-stop / --probe-every / --patience
+    (ValueError when the two numbers are given without --early-stop)."""
+    if not o.get("early_stop"):
+        given = [k for k in EARLY_STOP_DEFAULTS if o.get(k) is not None]
+        if given:
+            raise ValueError(f"--{given[0].replace('_', '-')} needs --early-stop")
+        return {}
+    return {k: v if (v := o.get(k)) is not None else d for k, d in EARLY_STOP_DEFAULTS.items()}
 
 
 #: retrieval tasks train on lengths 8, 16, ..., n by default (``--mix-min-n 0``: only n)
@@ -176,6 +192,18 @@ _RUNTIME = {"resume", "out", "device", "threads", "as_json", "progress", "overwr
 @click.option("--eval-every", type=int, default=200, help="Teacher-forced eval period (steps).")
 @click.option("--eval-batches", type=int, default=2)
 @click.option("--ckpt-every", type=int, default=200, help="Checkpoint period (steps).")
+@click.option("--early-stop", is_flag=True,
+              help="Stop early: every --probe-every steps score 256 fresh inputs from the "
+                   "TRAINING part of the input space at length n (never the held-out part); "
+                   "stop as solved after 2 probes in a row with every sample correct, or as a "
+                   "plateau when the best probe accuracy has not risen by 0.02 in --patience "
+                   "steps. The lr schedule keeps --steps, so a stopped run is the full run cut "
+                   "short. Off by default.")
+@click.option("--probe-every", type=int, default=None,
+              help="With --early-stop: steps between probes [default: 100].")
+@click.option("--patience", type=int, default=None,
+              help="With --early-stop: plateau patience in steps, 0 = stop only when solved "
+                   "[default: 1000].")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Run directory to create (required unless --resume).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None,
@@ -311,6 +339,9 @@ def train(ctx: click.Context, **o) -> None:
         dump_json(summary)
     else:
         state = "interrupted, checkpoint saved" if summary["interrupted"] else "done"
+        if summary.get("stopped_early"):
+            se = summary["stopped_early"]
+            state = f"stopped early ({se['reason']}, best probe accuracy {se['best_probe']:.3f})"
         loss = f"loss {summary['loss']:.4f}" if "loss" in summary else "no steps left to run"
         click.echo(f"{state}: step {summary['step']}/{summary['steps']}, {loss}, "
                    f"run {summary['run']}")
@@ -353,7 +384,10 @@ def _merge(stored: dict, o: dict, explicit: list[str]) -> dict:
             "embedding": m.get("embedding", "official"),
             "attn_position": m["attn_position"], **{k: t[k] for k in (
                 "steps", "batch_size", "lr", "warmup", "weight_decay", "grad_clip", "seed",
-                "log_every", "eval_every", "eval_batches", "ckpt_every")}}
+                "log_every", "eval_every", "eval_batches", "ckpt_every")},
+            "early_stop": bool(t.get("probe_every")),
+            "probe_every": t.get("probe_every") or None, "patience": t.get("patience")
+            if t.get("probe_every") else None}
     merged = {**base, **{k: o[k] for k in explicit}}
     if merged["size"] is None and merged["config"] is None:
         from rnngap.learned.configs import OFFICIAL

@@ -163,6 +163,22 @@ def read_run_config(run: Path) -> dict:
     return cfg
 
 
+def read_metrics(run: Path) -> list[dict]:
+    """The records of ``run``'s metrics.jsonl (lines cut by a kill are skipped; [] if none)."""
+    p = run / METRICS
+    if not p.is_file():
+        return []
+    out = []
+    for line in p.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
 def truncate_metrics(run: Path, step: int) -> None:
     """Drop metric lines logged after ``step`` (a killed run may have logged past its last
     checkpoint); keeps the file consistent with the resumed run."""

@@ -149,6 +149,9 @@ class Batch:
 
 #: stream ids: training batches, periodic evaluation batches, final test batches (disjoint seeds)
 TRAIN, VALID, TEST = 0, 1, 2
+#: early-stopping probes (learned/train.py): fresh TRAINING-partition inputs at length n (never
+#: the held-out part, so stopping is not a model selection on the test inputs)
+PROBE = 3
 #: 1 / TEST_BUCKETS of every input space is held out for VALID and TEST (see module docstring)
 TEST_BUCKETS = 16
 #: rejection rounds before a stream gives up (its part of the input space is empty or tiny)
@@ -222,10 +225,10 @@ def _batch_length(spec: DataSpec, seed: int, index: int, stream: int) -> int:
 def make_batch(spec: DataSpec, batch: int, seed: int, index: int, stream: int = TRAIN) -> Batch:
     """Batch ``index`` of the stream ``(spec, seed, stream)`` (a pure function of its args).
 
-    TRAIN batches hold only training inputs, VALID/TEST batches only held-out ones (module
-    docstring); ValueError when the stream's part of the input space is too small to fill it.
+    TRAIN and PROBE batches hold only training inputs, VALID/TEST batches only held-out ones
+    (module docstring); only TRAIN draws its length from the mixture; ValueError when the stream's part of the input space is too small to fill it.
     """
-    want_test = stream != TRAIN
+    want_test = stream in (VALID, TEST)
     over = TEST_BUCKETS if want_test else 1
     kept: list = []
     have = 0

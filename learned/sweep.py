@@ -19,7 +19,7 @@ Grid file (TOML, or JSON with the same structure)::
 Run keys (:data:`RUN_KEYS`): task, n, format, family, arch, size, model, embedding, lr,
 lr_from, seed, steps, batch_size, warmup, mix_min_n, task_params, eval_samples, eval_seed (the
 held-out stream's seed; default the run's seed: a learning-rate sweep should use another one
-than the runs it feeds). ``lr_from`` names
+than the runs it feeds), early_stop, probe_every, patience (``rnngap train --early-stop``). ``lr_from`` names
 another sweep's output folder: each architecture then takes the learning rate of its best
 finished run there (highest accuracy by generation, ties -> lower final training loss), so a
 small learning-rate sweep feeds the main grid. Everything is validated before any run starts
@@ -46,12 +46,13 @@ from typing import Any
 
 RUN_KEYS = ("task", "n", "format", "family", "arch", "size", "model", "embedding", "lr",
             "lr_from", "seed", "steps", "batch_size", "warmup", "mix_min_n", "task_params",
-            "eval_samples", "eval_seed")
+            "eval_samples", "eval_seed", "early_stop", "probe_every", "patience")
 MODEL_KEYS = ("d_model", "n_layers", "d_state", "n_heads", "d_mlp", "attn_position")
 DEFAULTS = {"task": "istree", "format": "plain", "family": "binary", "size": "small",
             "seed": 0, "eval_samples": 256, "model": None, "embedding": None, "lr": None,
             "lr_from": None, "steps": None, "batch_size": None, "warmup": None,
-            "mix_min_n": None, "task_params": {}, "eval_seed": None}
+            "mix_min_n": None, "task_params": {}, "eval_seed": None, "early_stop": False,
+            "probe_every": None, "patience": None}
 RESULT_KEYS = ("run", "task", "n", "format", "arch", "size", "embedding", "lr", "seed", "steps",
                "status", "accuracy_generation", "accuracy_teacher_forced",
                "retrievals_executed")
@@ -121,7 +122,9 @@ def expand(grid: dict, where: str = "grid") -> list[dict]:
 
 def _check_types(r: dict, where: str) -> None:
     ints = ("n", "seed", "steps", "batch_size", "warmup", "mix_min_n", "eval_samples",
-            "eval_seed")
+            "eval_seed", "probe_every", "patience")
+    if not isinstance(r.get("early_stop", False), bool):
+        raise GridError(f"{where}: early_stop must be true or false, got {r['early_stop']!r}")
     for k in ints:
         v = r.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
@@ -170,7 +173,9 @@ def options(r: dict, lr: float | None = None) -> dict:
          "steps": r.get("steps"), "batch_size": r.get("batch_size"),
          "lr": lr if lr is not None else r.get("lr"), "warmup": r.get("warmup"),
          "weight_decay": 0.01, "grad_clip": 1.0, "seed": r["seed"], "log_every": 50,
-         "eval_every": 10 ** 9, "eval_batches": 2, "ckpt_every": 200}
+         "eval_every": 10 ** 9, "eval_batches": 2, "ckpt_every": 200,
+         "early_stop": r.get("early_stop", False), "probe_every": r.get("probe_every"),
+         "patience": r.get("patience")}
     o = fill_schedule_defaults(o)
     o["eval_every"] = o["steps"]
     return o
@@ -272,7 +277,8 @@ def run_one(r: dict, out: str, lr: float | None = None, max_minutes: float | Non
                        accuracy_teacher_forced=ev["accuracy_teacher_forced"],
                        retrievals_executed=ev["retrievals_executed"],
                        retrieval_failures=ev.get("retrieval_failures"),
-                       final_train_loss=summ.get("loss"), trainable=summ.get("trainable"))
+                       final_train_loss=summ.get("loss"), trainable=summ.get("trainable"),
+                       stopped_early=meta.get("stopped_early"))
     except Exception as exc:  # noqa: BLE001 -- a crashed run is recorded and the sweep goes on
         row.update(status="failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
                    if str(exc) else type(exc).__name__)

@@ -10,6 +10,16 @@ Learning rate at step s (1-based) with peak lr, W warmup steps, S total steps, f
     lr(s) = lr * (r + (1 - r) * (1 + cos(pi * (s - W) / (S - W))) / 2)   otherwise.
 The schedule is a pure function of the step, so resuming needs no scheduler state.
 
+Early stopping (off unless ``probe_every`` > 0; the schedule keeps its total ``steps``, so a
+stopped run is the uninterrupted run's trajectory cut at the stop): every ``probe_every`` steps
+the model scores ``probe_samples`` fresh inputs from the TRAINING part of the input space at the
+full length n (stream ``PROBE`` of learned/data.py; the held-out part is never looked at), by the
+teacher-forced all-correct metric (for the one-token answers of the retrieval tasks this is the
+accuracy by generation). The run stops as ``solved`` after ``solved_probes`` consecutive probes
+with every sample correct, and as ``plateau`` when ``patience`` > 0 steps have passed since the
+best probe accuracy last rose by at least ``min_delta`` (absolute). Both rules are the same for
+every architecture; the stop and its reason go into metrics.jsonl, the checkpoint and the summary.
+
 Determinism: batch i is a pure function of (seed, i) (``learned/data.py``); weights are
 initialised from ``torch.manual_seed(seed)``; a checkpoint stores weights, AdamW moments and the
 torch RNG; so on CPU a resumed run performs bit-identically the same float operations as an
@@ -35,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from rnngap.learned import checkpoint as ck
-from rnngap.learned.data import TRAIN, VALID, DataSpec, make_batch, to_training
+from rnngap.learned.data import PROBE, TRAIN, VALID, DataSpec, make_batch, to_training
 from rnngap.models.lm import LM, LMConfig, memory_estimate
 from rnngap.resources import require
 
@@ -58,6 +68,13 @@ class TrainConfig:
     eval_every: int = 200
     eval_batches: int = 2
     ckpt_every: int = 200
+    #: early stopping (module docstring); 0 = off. Omitted from config.json while off, so the
+    #: configs (and checkpoint digests) of runs made before it existed are unchanged.
+    probe_every: int = 0
+    probe_samples: int = 256
+    solved_probes: int = 2
+    patience: int = 0
+    min_delta: float = 0.02
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "eval_every", "eval_batches",
@@ -73,6 +90,24 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a finite number > 0, got {v}")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        for name in ("probe_every", "patience"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        for name in ("probe_samples", "solved_probes"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if not (0 <= self.min_delta <= 1):
+            raise ValueError(f"min_delta must be in [0, 1], got {self.min_delta}")
+        if self.patience and not self.probe_every:
+            raise ValueError("patience needs probes: set probe_every > 0 (--early-stop)")
+
+    def to_dict(self) -> dict:
+        """JSON form for config.json: every field, the early-stopping ones only when on."""
+        d = asdict(self)
+        if not self.probe_every:
+            for k in _EARLY_STOP_KEYS:
+                d.pop(k)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -80,6 +115,43 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown train config keys: {sorted(unknown)}")
         return cls(**d)
+
+
+_EARLY_STOP_KEYS = ("probe_every", "probe_samples", "solved_probes", "patience", "min_delta")
+
+
+class EarlyStop:
+    """The stopping rules of the module docstring, fed one probe accuracy at a time."""
+
+    def __init__(self, tc: TrainConfig) -> None:
+        self.tc = tc
+        self.best = -1.0
+        self.best_step = 0
+        self.perfect = 0
+
+    def update(self, step: int, acc: float) -> str | None:
+        """Record the probe at ``step``; the reason to stop now (``solved``/``plateau``) or None."""
+        self.perfect = self.perfect + 1 if acc >= 1.0 else 0
+        if acc >= self.best + self.tc.min_delta or self.best < 0:
+            self.best, self.best_step = acc, step
+        if self.perfect >= self.tc.solved_probes:
+            return "solved"
+        if self.tc.patience and step - self.best_step >= self.tc.patience:
+            return "plateau"
+        return None
+
+
+@torch.no_grad()
+def probe_accuracy(lm: LM, spec: DataSpec, tc: TrainConfig, device: torch.device,
+                   index: int) -> float:
+    """Teacher-forced all-correct accuracy on probe batch ``index`` (``tc.probe_samples``
+    fresh training-partition inputs at length n; stream PROBE)."""
+    lm.eval()
+    x, y, m = (t.to(device) for t in to_training(make_batch(spec, tc.probe_samples, tc.seed,
+                                                              index, PROBE)))
+    _, _, allok = masked_loss(lm(x), y, m)
+    lm.train()
+    return float(allok.float().mean())
 
 
 def lr_at(step: int, tc: TrainConfig) -> float:
@@ -181,7 +253,7 @@ class _Stop:
 
 
 def run_config(model: LMConfig, data: DataSpec, tc: TrainConfig) -> dict:
-    return {"model": model.to_dict(), "data": data.to_dict(), "train": asdict(tc)}
+    return {"model": model.to_dict(), "data": data.to_dict(), "train": tc.to_dict()}
 
 
 class _BatchStream(torch.utils.data.IterableDataset):
@@ -332,13 +404,20 @@ def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: Trai
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=tc.lr, betas=(tc.beta1, tc.beta2), foreach=False)
     step = 0
+    early = EarlyStop(tc) if tc.probe_every else None
+    stopped: dict | None = None
     if resume:
         ck.load_model_weights(lm, tensors)
         ck.load_optimizer(opt, tensors, meta)
         torch.set_rng_state(tensors["rng.torch"])
         step = int(meta["step"])
+        stopped = meta.get("stopped_early")
         if rank == 0:
             ck.truncate_metrics(run, step)
+        if early is not None:   # the stopping state is a function of the logged probes
+            for rec in ck.read_metrics(run):
+                if rec.get("kind") == "probe" and rec["step"] <= step:
+                    early.update(rec["step"], rec["sample_acc"])
     model = lm
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -363,12 +442,15 @@ def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: Trai
 
     def save() -> None:
         if rank == 0:
-            ck.save_checkpoint(run, lm, opt, step, cfg, {"device": str(dev), "world": world})
+            extra = {"device": str(dev), "world": world}
+            if stopped is not None:
+                extra["stopped_early"] = stopped
+            ck.save_checkpoint(run, lm, opt, step, cfg, extra)
 
     lm.train()
     batches = train_batches(data, tc, step, world, rank, data_workers)
     with _Stop() as stop:
-        while step < tc.steps:
+        while step < tc.steps and stopped is None:
             x, y, m = (t.to(dev) for t in next(batches))
             for g in opt.param_groups:
                 g["lr"] = lr_at(step + 1, tc)
@@ -402,6 +484,17 @@ def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: Trai
             if rank == 0 and (step % tc.eval_every == 0 or step == tc.steps):
                 ev = teacher_forced_eval(lm, data, tc, dev, tc.eval_batches)
                 emit({"step": step, "kind": "eval", **ev})
+            if early is not None and step % tc.probe_every == 0 and step < tc.steps:
+                # every rank scores the same probe with the same weights: the same decision
+                acc = probe_accuracy(lm, data, tc, dev, step // tc.probe_every)
+                emit({"step": step, "kind": "probe", "sample_acc": acc})
+                reason = early.update(step, acc)
+                if reason is not None:
+                    stopped = {"step": step, "reason": reason, "best_probe": early.best,
+                               "best_step": early.best_step}
+                    emit({"step": step, "kind": "stopped_early", **stopped})
+                    save()
+                    break
             if step % tc.ckpt_every == 0 or step == tc.steps:
                 save()
             want_stop = stop.requested or (stop_after is not None and step >= stop_after) \
@@ -424,4 +517,5 @@ def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: Trai
         dist.barrier()  # rank 0 has written the final checkpoint before anyone leaves
         dist.destroy_process_group()
     return {"run": str(run), "rank": rank, "step": step, "steps": tc.steps, "interrupted": interrupted,
-            "trainable": lm.trainable_parameters(), "device": str(dev), "world": world, **last}
+            "stopped_early": stopped, "trainable": lm.trainable_parameters(),
+            "device": str(dev), "world": world, **last}

@@ -12,6 +12,12 @@ Three phases, run in order (each run is its own process, one torch thread, two a
   state  Mamba at task --state-task, n = --state-n, d_state in --state-ds (the state sweep):
          accuracy against state bits, drawn against the Fano ceiling for the same bits.
 
+Every run stops early by ``rnngap train --early-stop``'s rules (learned/train.py): probes of 256
+fresh TRAINING-partition inputs at length n every --probe-every steps; solved after two perfect
+probes in a row, plateau after --patience steps without a 0.02 rise of the best probe. The lr
+schedule keeps --steps, so a stopped run is the full run cut short; rows record steps_done and
+stop_reason.
+
 Resumable: a run whose directory holds result.json is skipped on re-launch; a run with a
 checkpoint but no result is resumed from it. Every result row is also written to
 ``results.json`` (a list of rows, keys as in the issue: task, n, arch, d_state, state_bits,
@@ -19,7 +25,7 @@ trainable, seed, lr, accuracy_generation, effective_bits_per_state_bit, plus boo
 
     python experiments/retrieval_scaling/run.py            # the committed experiment
     python experiments/retrieval_scaling/run.py --quick    # a 2-minute smoke version
-    python experiments/retrieval_scaling/plot.py           # results.json -> figure + RESULTS.md
+    python experiments/retrieval_scaling/summarize.py      # results.json -> figures + RESULTS.md
 """
 
 from __future__ import annotations
@@ -56,7 +62,8 @@ def make_spec(task: str, n: int, arch: str, seed: int, lr: float, a, phase: str,
     spec = {"phase": phase, "task": task, "n": n, "arch": arch, "seed": seed, "lr": lr,
             "model": kw, "d_state": kw.get("d_state") if arch != "transformer" else None,
             "steps": a.steps, "batch_size": a.batch_size, "warmup": a.warmup,
-            "eval_samples": a.eval_samples, "min_n": min(a.mix_min_n, n) if a.mix_min_n else None}
+            "eval_samples": a.eval_samples, "min_n": min(a.mix_min_n, n) if a.mix_min_n else None,
+            "probe_every": a.probe_every, "patience": a.patience if a.probe_every else 0}
     spec["name"] = run_name(spec)
     return spec
 
@@ -83,7 +90,8 @@ def worker(spec: dict, runs: str, slot_q) -> dict:
         tc = TrainConfig(steps=spec["steps"], batch_size=spec["batch_size"], lr=spec["lr"],
                          warmup=spec["warmup"], seed=spec["seed"], log_every=50,
                          eval_every=spec["steps"], ckpt_every=max(100, spec["steps"] // 4),
-                         eval_batches=2)
+                         eval_batches=2, probe_every=spec["probe_every"],
+                         patience=spec["patience"])
         c0, w0 = time.process_time(), time.perf_counter()
         resume = (rd / ck.CKPT).exists()
         summ = train(rd, mc, data, tc, resume=resume, progress=slot + 1)
@@ -97,6 +105,7 @@ def worker(spec: dict, runs: str, slot_q) -> dict:
                 if '"train"' in x]
         sps = [x.get("samples_per_s") for x in logs]
         fast = next((x["step"] for x in logs if x.get("token_acc", 0) >= 0.99), None)
+        stopped = summ.get("stopped_early") or ck.read_checkpoint(rd)[1].get("stopped_early")
         row = {"task": spec["task"], "n": spec["n"], "arch": spec["arch"],
                "d_state": spec["d_state"], "state_bits": sb, "trainable": summ["trainable"],
                "seed": spec["seed"], "lr": spec["lr"], "accuracy_generation": acc,
@@ -104,7 +113,11 @@ def worker(spec: dict, runs: str, slot_q) -> dict:
                "implied_bits": imp, "phase": spec["phase"], "name": spec["name"],
                "d_model": spec["model"]["d_model"], "n_layers": spec["model"]["n_layers"],
                "steps": spec["steps"], "batch_size": spec["batch_size"],
-               "train_samples": spec["steps"] * spec["batch_size"], "mix_min_n": spec["min_n"],
+               "steps_done": stopped["step"] if stopped else spec["steps"],
+               "stop_reason": stopped["reason"] if stopped else None,
+               "probe_every": spec["probe_every"], "patience": spec["patience"],
+               "train_samples": (stopped["step"] if stopped else spec["steps"])
+               * spec["batch_size"], "mix_min_n": spec["min_n"],
                "input_space": str(space) if space is not None else None,
                "test_samples": spec["eval_samples"],
                "accuracy_teacher_forced": ev["accuracy_teacher_forced"],
@@ -120,7 +133,8 @@ def worker(spec: dict, runs: str, slot_q) -> dict:
 
 #: spec fields that a stored result must match (a re-launch with other settings must not
 #: silently reuse it)
-MATCH = ("task", "n", "arch", "seed", "lr", "d_state", "steps", "batch_size")
+MATCH = ("task", "n", "arch", "seed", "lr", "d_state", "steps", "batch_size", "probe_every",
+         "patience")
 
 
 def check_stored(spec: dict, row: dict) -> None:
@@ -218,10 +232,10 @@ def main() -> None:
     ap.add_argument("--ns", default="8,16,32,64,128")
     ap.add_argument("--archs", default="transformer,hybrid,mamba")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--lrs", default="1e-3,3e-3,1e-2")
+    ap.add_argument("--lrs", default="2e-3,3e-3,5e-3")
     ap.add_argument("--lr-n", type=int, default=64)
     ap.add_argument("--state-task", default="ar")
-    ap.add_argument("--state-n", type=int, default=8)
+    ap.add_argument("--state-n", type=int, default=16)
     ap.add_argument("--state-ds", default="1,8,32")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--mix-min-n", type=int, default=8,
@@ -229,6 +243,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--eval-samples", type=int, default=512)
+    ap.add_argument("--probe-every", type=int, default=100,
+                    help="early stopping (rnngap train --early-stop): probe period in steps; "
+                         "0 = off")
+    ap.add_argument("--patience", type=int, default=1000,
+                    help="early stopping: plateau patience in steps (0: stop only when solved)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--phases", default="lr,main,state")
     ap.add_argument("--quick", action="store_true",
@@ -241,6 +260,7 @@ def main() -> None:
     if a.quick:
         a.ns, a.seeds, a.steps, a.eval_samples, a.lrs = "8,16", "0", 60, 64, "3e-3,1e-2"
         a.state_ds, a.lr_n, a.state_n, a.warmup = "1,8", 8, 8, 10
+        a.probe_every, a.patience = 20, 40
     def ints(s: str) -> list[int]:
         try:
             return [int(x) for x in s.split(",")]
@@ -298,6 +318,7 @@ def main() -> None:
     meta = {"command": "python experiments/retrieval_scaling/run.py " + " ".join(sys.argv[1:]),
             "best_lr": best, "arch_kw": ARCH_KW, "steps": a.steps, "batch_size": a.batch_size,
             "warmup": a.warmup, "eval_samples": a.eval_samples, "workers": a.workers,
+            "probe_every": a.probe_every, "patience": a.patience,
             "mix_min_n": a.mix_min_n or None,
             "threads_per_run": 1, "embedding": "learned",
             "cpu_s_all_runs": sum(r["cpu_s"] for r in rows.values()),
