@@ -23,7 +23,10 @@ def _earlier_launches() -> list[str]:
     for f, what in (("launch1-results.json", ("launch 1: 2,500 steps, lr swept at n = 32, ties "
                      "by final loss; stopped after the n = 64 and 128 runs")),
                     ("launch2-results.json", ("launch 2: 3,000 steps, lr swept at n = 16; stopped "
-                     "after the sweep"))):
+                     "after the sweep")),
+                    ("launch3-results.json", ("launch 3: 3,000 steps, lr swept at n = 64 over "
+                     "1e-3, 3e-3, 1e-2, no early stopping, state sweep at n = 8 and 16; complete "
+                     "but over the 90-minute budget"))):
         if not (HERE / f).exists():
             continue
         rows = json.loads((HERE / f).read_text())
@@ -40,6 +43,54 @@ def _earlier_launches() -> list[str]:
             out.append(f"| {ph} | {t} | {n} | {a} | {lr:g} | {len(accs)} | {_med(accs)} |")
         out += [""]
     return out
+
+
+def _early_stopping(rows: list[dict], best: dict) -> list[str]:
+    """Steps done and stop reasons per (task, n, arch), and what stopping early changed: runs
+    of launch 3 with the same settings ran the full schedule, and a stopped run is that run cut
+    short (same weights up to the stop; tests/test_early_stop.py), so comparing the two held-out
+    accuracies measures the effect of stopping exactly."""
+    out = ["## Early stopping: where the runs stopped and what it changed", "",
+           ("Rules (`rnngap train --early-stop`, learned/train.py): a probe of 256 fresh "
+            "TRAINING-partition inputs at length n every 100 steps; stop as *solved* after two "
+            "perfect probes in a row, as *plateau* when the best probe has not risen by 0.02 in "
+            "1,000 steps. The same rules for every architecture; the lr schedule keeps its "
+            "3,000 steps."), "",
+           "| task | n | arch | steps done per seed | stop reasons |", "|---|---|---|---|---|"]
+    groups: dict = {}
+    for r in rows:     # the main grid (its AR n = 64 seed-0 runs come from the lr sweep)
+        if r["phase"] == "main" or (r["phase"] == "lr" and r["lr"] == best.get(r["arch"])):
+            groups.setdefault((r["task"], r["n"], r["arch"]), []).append(r)
+    for (t, n, a), rr in sorted(groups.items()):
+        rr.sort(key=lambda r: r["seed"])
+        steps = ", ".join(f"{r['steps_done']:,}" for r in rr)
+        why = ", ".join(r["stop_reason"] or "full" for r in rr)
+        out.append(f"| {t} | {n} | {a} | {steps} | {why} |")
+    f = HERE / "launch3-results.json"
+    if f.exists():
+        old = {(r["task"], r["n"], r["arch"], r["seed"], r["lr"], r["d_state"]): r
+               for r in json.loads(f.read_text())}
+        pairs = [(r, old[k]) for r in rows
+                 if (k := (r["task"], r["n"], r["arch"], r["seed"], r["lr"], r["d_state"])) in old
+                 and old[k]["steps"] == r["steps"] and old[k]["batch_size"] == r["batch_size"]]
+        stopped = [(r, o) for r, o in pairs if r["stop_reason"]]
+        if stopped:
+            diffs = [r["accuracy_generation"] - o["accuracy_generation"] for r, o in stopped]
+            worst = min(stopped, key=lambda ro: ro[0]["accuracy_generation"]
+                        - ro[1]["accuracy_generation"])
+            out += ["", (f"Against launch 3 (the same runs with the full schedule): {len(pairs)} "
+                    f"runs have the same settings in both launches, {len(stopped)} of them "
+                    f"stopped early here. Held-out accuracy stopped minus full: median "
+                    f"{statistics.median(diffs):+.3f}, range [{min(diffs):+.3f}, "
+                    f"{max(diffs):+.3f}]; the largest loss is {worst[0]['name']} "
+                    f"({worst[0]['stop_reason']} at step {worst[0]['steps_done']:,}: "
+                    f"{worst[0]['accuracy_generation']:.3f} against "
+                    f"{worst[1]['accuracy_generation']:.3f} after 3,000 steps). CPU time of "
+                    f"these runs: {sum(r['cpu_s'] for r, _ in stopped) / 60:.1f} minutes "
+                    f"against {sum(o['cpu_s'] for _, o in stopped) / 60:.1f} in launch 3.")]
+        else:
+            out += ["", "No run with the same settings as in launch 3 stopped early."]
+    return out + [""]
 
 
 def _pilots() -> list[str]:
@@ -79,7 +130,9 @@ def main() -> None:
           f"warmup {meta['warmup']}, cosine to 0.1, AdamW (wd 0.01), grad clip 1, learned "
           f"embedding, length mixture from n = {meta['mix_min_n']} "
           f"({'8, 16, ..., n' if meta['mix_min_n'] else 'off'}), {meta['eval_samples']} held-out "
-          "test inputs per run, accuracy by greedy generation."), ""]
+          "test inputs per run, accuracy by greedy generation"
+          + (f", early stopping (probe every {meta['probe_every']} steps, patience "
+             f"{meta['patience']:,}; see below)." if meta.get("probe_every") else ".")), ""]
     L += ["## Models (matched trainable parameters)", "", "| arch | config | trainable (n=8 .. 128) |",
           "|---|---|---|"]
     for arch, kw in meta["arch_kw"].items():
@@ -110,11 +163,12 @@ def main() -> None:
         archs = list(rep["learned"])
         L += [(f"## {t.upper()}: accuracy by generation on held-out inputs (median [min, max] "
               f"over seeds)"), "", f"![{t}](report-{t}/report.png)", "",
-              "| n | input space | trained samples | construction | "
+              "| n | input space | trained samples (max) | construction | "
               + " | ".join(archs) + " |", "|---|---|---|---|" + "---|" * len(archs)]
         for i, n in enumerate(rep["ns"]):
             sp = next((r["input_space"] for r in rows if r["task"] == t and r["n"] == n), None)
-            ts = next((r["train_samples"] for r in rows if r["task"] == t and r["n"] == n), None)
+            ts = next((r["steps"] * r["batch_size"] for r in rows
+                       if r["task"] == t and r["n"] == n), None)
             sp_s = f"{int(sp):.2e}" if sp and len(sp) > 6 else str(sp)
             c = rep["construction"]["points"][i]["accuracy"] if rep["construction"] else None
             cells = learned_cells(rep, i)
@@ -183,6 +237,8 @@ def main() -> None:
           "| outcome | status | evidence |", "|---|---|---|"]
     L += [f"| {o} | {'met' if ok else 'MISSED'} | {ev} |" for o, ok, ev in outcomes]
     L += [""]
+    if any(r.get("stop_reason") is not None or r.get("probe_every") for r in rows):
+        L += _early_stopping(rows, best)
     L += _earlier_launches()
     L += _pilots()
     if diag:
