@@ -87,12 +87,14 @@ def evaluate(run_dir: str | None, hf: str | None, hf_task: str, ns: str, plot: s
     except ValueError as exc:
         raise click.UsageError(str(exc).splitlines()[0]) from None
     res = {**res, "arch": lm.cfg.arch, "run": run_dir, "step": meta["step"],
-           "trained_steps": tc.steps, "seed": tc.seed if seed is None else seed}
+           "trained_steps": tc.steps, "stopped_early": meta.get("stopped_early"),
+           "seed": tc.seed if seed is None else seed}
     if as_json:
         dump_json(res)
         return
+    stop = f", stopped early: {res['stopped_early']['reason']}" if res["stopped_early"] else ""
     click.echo(f"{res['arch']} on {res['task']} n={res['n']} format={res['format']} "
-               f"(checkpoint step {res['step']}, {samples} samples)")
+               f"(checkpoint step {res['step']}{stop}, {samples} samples)")
     click.echo(f"  accuracy through generation (live retrieval): {res['accuracy_generation']:.4f}")
     click.echo(f"  exact continuation through generation:        "
                f"{res['exact_sequence_generation']:.4f}")

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
+from rnngap.commands.evaluate import evaluate
 from rnngap.commands.train import train as train_cmd
 from rnngap.learned.checkpoint import read_checkpoint, read_metrics
 from rnngap.learned.configs import named_config
@@ -32,8 +33,8 @@ def _model(spec: DataSpec):
 
 
 def _tc(**kw) -> TrainConfig:
-    base = dict(steps=1500, batch_size=32, lr=3e-3, warmup=50, log_every=50, eval_every=1500,
-                eval_batches=1, ckpt_every=100)
+    base = {"steps": 1500, "batch_size": 32, "lr": 3e-3, "warmup": 50, "log_every": 50,
+            "eval_every": 1500, "eval_batches": 1, "ckpt_every": 100}
     return TrainConfig(**{**base, **kw})
 
 
@@ -149,3 +150,28 @@ def test_cli_early_stop_options(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "changed hyperparameters" in r.output
     r = CliRunner().invoke(train_cmd, ["--resume", str(tmp_path / "r"), "--no-progress"])
     assert r.exit_code == 0 and "stopped early (solved" in r.output
+    r = CliRunner().invoke(evaluate, [str(tmp_path / "r"), "--samples", "64", "--json"])
+    assert r.exit_code == 0, r.output
+    ev = json.loads(r.output)
+    assert ev["stopped_early"] == s["stopped_early"] and ev["step"] == s["step"]
+
+
+def test_sweep_grid_early_stop(tmp_path: Path) -> None:
+    from rnngap.cli import main
+    from rnngap.learned import sweep as S
+
+    g = tmp_path / "g.toml"
+    g.write_text('task = "ar"\nn = 8\nsteps = 1200\neval_samples = 32\nearly_stop = true\n'
+                 'probe_every = 100\n[axes]\narch = ["transformer"]\n')
+    r = CliRunner().invoke(main, ["sweep", str(g), "--out", str(tmp_path / "o"), "--workers",
+                                  "1", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    row = S.read_results(tmp_path / "o")[0]
+    assert row["status"] == "finished" and row["stopped_early"]["reason"] == "solved"
+    assert row["steps_done"] == row["stopped_early"]["step"] < 1200
+    g.write_text('task = "ar"\nn = 8\nearly_stop = "yes"\n[axes]\narch = ["transformer"]\n')
+    r = CliRunner().invoke(main, ["sweep", str(g), "--out", str(tmp_path / "p")])
+    assert r.exit_code == 2 and "early_stop must be true or false" in r.stderr
+    g.write_text('task = "ar"\nn = 8\npatience = 5\n[axes]\narch = ["transformer"]\n')
+    r = CliRunner().invoke(main, ["sweep", str(g), "--out", str(tmp_path / "q")])
+    assert r.exit_code == 2 and "needs --early-stop" in r.stderr
