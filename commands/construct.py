@@ -14,8 +14,9 @@ from rnngap.commands._common import (
     overwrite_option,
     staged_out_dir,
 )
-from rnngap.commands.verify_retrieval import MAX_N, make_task
 from rnngap.resources import ResourceError
+from rnngap.tasks.registry import CONSTRUCTION_MAX_N as MAX_N
+from rnngap.tasks.registry import construction_task
 
 TASKS = ("index", "ar", "cgram", "counting", "istree")
 
@@ -59,7 +60,10 @@ def construct(task, n, model, alphabet, c, exact, out, overwrite, as_json):
             from rnngap.constructions.transformer_istree import build as construction
         cons = construction(n)
     else:
-        t = make_task(task, n, alphabet, c, exact)
+        try:
+            t = construction_task(task, n, alphabet, c, exact)
+        except ValueError as e:
+            raise click.UsageError(str(e)) from None
         try:
             if model == "hybrid":
                 from rnngap.constructions.hybrid import build as build_hybrid

@@ -105,10 +105,11 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
     if method != "rnn-rag" and (mode or no_retrieval):
         raise click.UsageError(f"--method {method} has no retriever: it takes no "
                                f"{mode or '--no-retrieval'}")
-    from rnngap.commands.verify_istree import MAX_N
+    from rnngap.verify.istree_methods import METHODS
 
-    if n > MAX_N[method]:
-        raise click.BadParameter(f"must be <= {MAX_N[method]} for --method {method}, got {n}",
+    if n > METHODS[method].max_n:
+        raise click.BadParameter(f"must be <= {METHODS[method].max_n} for --method {method}, "
+                                 f"got {n}",
                                  param_hint="--n")
     if scaling:
         _scaling(n, seed or 0, as_json)
@@ -245,7 +246,7 @@ def _report(out: dict, transcript: str, quiet: bool, as_json: bool, lines: list[
 
 def _warn_cost(n: int, sizes: list[int], method: str = "rnn-rag") -> None:
     """One note on stderr when the runs (one graph per size) will take long."""
-    from rnngap.commands.verify_istree import seconds_per_graph
+    from rnngap.verify.istree_methods import seconds_per_graph
 
     single = 2.5 if method == "hybrid" else 1.0  # one graph alone: no batch to amortize over
     est = sum(single * seconds_per_graph(m, method) for m in sizes)

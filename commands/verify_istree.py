@@ -1,65 +1,20 @@
 """``rnngap verify istree``: check an IsTree method on every small graph and on samples beyond.
 
-Methods plug in through ``METHODS`` (name -> "module:function" returning the verdict dict of
-:func:`rnngap.verify.istree_rag.verify_rnn_rag`), imported only when used.
+Methods plug in as records of :mod:`rnngap.verify.istree_methods` (verifier, helper, max n, cost
+model, parallel or not); the verifier is imported only when used.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
 from rnngap.commands._common import dump_json, fail, max_memory_option
+from rnngap.verify.istree_methods import METHODS, default_samples, seconds_per_graph
 
-METHODS: dict[str, str] = {"rnn-rag": "rnngap.verify.istree_rag:verify_rnn_rag",
-                           "hybrid": "rnngap.verify.hybrid_istree_lrnn:verify_for_cli",
-                           "hybrid-fsm": "rnngap.verify.hybrid_istree:verify_for_cli",
-                           "transformer": "rnngap.verify.transformer_istree:verify_for_cli"}
-"""method -> "module:callable"; the callable takes (n, orders=, samples=, seed=, progress=,
-jobs=), returns a dict with the keys listed in ``istree --help``, and raises ValueError (shown
-as a usage error) for a plan it refuses before doing any work."""
 MAX_SAMPLES = 10_000
 """--samples cap (per family): at n = 1024 one graph takes about 1 s, at n = 4096 about 4-12 s."""
-COST = {"rnn-rag": (1024, 1.2, 0.0006), "hybrid": (256, 10.0, 0.007),
-        "hybrid-fsm": (256, 1.9, 0.012), "transformer": (256, 2.2, 0.001)}
-"""method -> (n0, seconds per graph at n0, seconds per small graph), measured on one thread
-(batched where the method batches); cost ~ floor + seconds * (n / n0)^2."""
-SINGLE_PROCESS = ("hybrid-fsm",)
-"""Methods that ignore --jobs."""
-MAX_N = {"rnn-rag": 1 << 16, "hybrid": 1024, "hybrid-fsm": 4096, "transformer": 4096}
-"""Largest n per method: beyond, one graph takes hours (and p(n) approaches the 52 bits the
-p-bit emulation supports)."""
-HELP = {"rnn-rag": "regex retriever over the context",
-        "hybrid": "linear RNN + one attention layer",
-        "hybrid-fsm": "bit-bounded RNN + one attention layer",
-        "transformer": "none (6 attention layers)"}
-
-
-def seconds_per_graph(n: int, method: str = "rnn-rag") -> float:
-    """Rough cost of one run at n (rnn-rag: ~1.2 s at n = 1024, ~12 s at n = 4096 for the
-    binary family, ~1 h at n = 65536; at n = 256: hybrid ~10 s, hybrid-fsm ~1.9 s,
-    transformer ~1 s)."""
-    n0, sec, floor = COST[method]
-    return floor + sec * (n / n0) ** 2
-
-
-def default_samples(n: int, methods: list[str]) -> int:
-    """Graphs per family when --samples is not given: 100 for n <= 256, else 20 (rnn-rag),
-    capped for the slower methods so that the samples take about two minutes each."""
-    if n < 4:
-        return 0
-    k = 100 if n <= 256 else 20
-    for m in methods:
-        if m != "rnn-rag":
-            k = min(k, max(2, int(120 / (2 * seconds_per_graph(n, m)))))
-    return k
-
-
-def _load(method: str):
-    module, attr = METHODS[method].split(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 @click.command("istree")
@@ -117,8 +72,8 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
         raise click.BadParameter(f"must be >= 2, got {n}", param_hint="--n")
     methods = list(METHODS) if method == "all" else [method]
     for m in methods:
-        if n > MAX_N[m]:
-            raise click.BadParameter(f"must be <= {MAX_N[m]} for --method {m}, got {n}",
+        if n > METHODS[m].max_n:
+            raise click.BadParameter(f"must be <= {METHODS[m].max_n} for --method {m}, got {n}",
                                      param_hint="--n")
     if samples is not None and samples < 0:
         raise click.BadParameter("must be >= 0", param_hint="--samples")
@@ -147,7 +102,7 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
         graphs += _plan(n, orders)[1]
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    est = sum(graphs * seconds_per_graph(n, m) / (1 if m in SINGLE_PROCESS else jobs)
+    est = sum(graphs * seconds_per_graph(n, m) / (jobs if METHODS[m].parallel else 1)
               for m in methods)
     if est > 60:
         click.echo(f"note: {graphs} inputs at n={n} ({', '.join(methods)}): expect roughly "
@@ -161,7 +116,7 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
         with tqdm(desc=f"istree {m} n={n}", unit="graph", file=sys.stderr,
                   disable=None, leave=False) as bar:
             try:  # a method refuses infeasible plans with ValueError before doing any work
-                outs.append(_load(m)(n, orders=orders, samples=samples, seed=seed,
+                outs.append(METHODS[m].load()(n, orders=orders, samples=samples, seed=seed,
                                      progress=bar.update, jobs=jobs))
             except ValueError as err:
                 raise click.UsageError(str(err)) from None
@@ -215,7 +170,7 @@ def comparison_rows(outs: list[dict]) -> list[dict]:
             "kv_cache_bits": o.get("kv_bits", 0),
             "precision_bits": o.get("precision_bits", "integers"),
             "lookups": o["retrievals"] if m in ("rnn-rag", "hybrid-fsm") else "every step",
-            "helper": HELP[m],
+            "helper": METHODS[m].helper,
             "seconds": o["seconds"]})
     return rows
 

@@ -17,6 +17,7 @@ from rnngap.commands._common import (
     table,
 )
 from rnngap.resources import ResourceError
+from rnngap.tasks.registry import CONSTRUCTION_MAX_N, CONSTRUCTION_MAX_VOCAB
 
 #: task -> (verifier module, function); each returns a verdict dict with ``verify.verdict.KEYS``
 VERIFIERS: dict[str, tuple[str, str]] = {
@@ -25,34 +26,21 @@ VERIFIERS: dict[str, tuple[str, str]] = {
     "cgram": ("rnngap.verify.cgram", "verify_cgram"),
     "counting": ("rnngap.verify.counting", "verify_counting"),
 }
-MAX_N = 1 << 20
+MAX_N = CONSTRUCTION_MAX_N
 MAX_P = 52
-MAX_VOCAB = 1 << 21
+MAX_VOCAB = CONSTRUCTION_MAX_VOCAB
 MAX_SAMPLES = 100_000
 
 
 def make_task(name: str, n: int, alphabet: int | None, c: int | None, exact: bool):
-    """Build the task object, turning parameter errors into usage errors (exit 2)."""
-    from rnngap.tasks.registry import make_task as _make
+    """The task object (:func:`rnngap.tasks.registry.construction_task`); its parameter errors
+    are usage errors (exit 2)."""
+    from rnngap.tasks.registry import construction_task
 
-    params: dict = {"n": n, "alphabet": alphabet}
-    if name == "cgram":
-        params["c"] = 2 if c is None else c
-    elif c is not None:
-        raise click.UsageError(f"--c applies to cgram only, not {name}")
-    if name == "counting":
-        params["exact"] = exact
-    elif exact:
-        raise click.UsageError(f"--exact applies to counting only, not {name}")
     try:
-        task = _make(name, **params)
+        return construction_task(name, n, alphabet, c, exact)
     except ValueError as e:
-        msg = str(e)
-        raise click.UsageError(msg if msg.startswith(name) else f"{name}: {msg}") from None
-    if task.vocab_size() > MAX_VOCAB:
-        raise click.UsageError(f"{name}: vocabulary of {task.vocab_size()} tokens is too large "
-                               f"(at most {MAX_VOCAB}: every number token has an embedding row)")
-    return task
+        raise click.UsageError(str(e)) from None
 
 
 def precheck(name: str, task, c: int | None, exact: bool) -> None:

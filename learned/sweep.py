@@ -163,7 +163,7 @@ def run_name(r: dict, axes: list[str] | tuple = ()) -> str:
 
 def options(r: dict, lr: float | None = None) -> dict:
     """The ``rnngap train`` options of a run (what commands/train._build takes)."""
-    from rnngap.commands.train import fill_schedule_defaults
+    from rnngap.learned.setup import fill_schedule_defaults
     o = {"task": r["task"], "n": r["n"], "fmt": r["format"], "family": r["family"],
          "official_quirks": False,
          "task_param": tuple(f"{k}={v}" for k, v in (r.get("task_params") or {}).items()),
@@ -185,7 +185,7 @@ def build(r: dict, lr: float | None = None):
     """(LMConfig, DataSpec, TrainConfig) of a run; ValueError when the settings do not fit."""
     from dataclasses import replace
 
-    from rnngap.commands.train import _build
+    from rnngap.learned.setup import build_configs as _build
     model, data, tc = _build(options(r, lr))
     if r.get("model"):
         model = replace(model, **r["model"])      # __post_init__ re-validates

@@ -85,16 +85,15 @@ def judge(expect: dict[str, Any], exit_code: int, stdout: str) -> str | None:
     return None
 
 
-def run_check(check: Check, quick: bool) -> dict:
-    """Run one check in-process through the CLI and judge it."""
+def run_check(check: Check, quick: bool, cli) -> dict:
+    """Run one check in-process through ``cli`` (the ``rnngap`` click group, passed in by the
+    claims command so that nothing here imports ``rnngap.cli``) and judge it."""
     from click.testing import CliRunner
-
-    from rnngap.cli import main
 
     args = check.quick if quick else check.command
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rnngap-claims-") as tmp:
-        res = CliRunner().invoke(main, [a.replace("{tmpdir}", tmp) for a in args])
+        res = CliRunner().invoke(cli, [a.replace("{tmpdir}", tmp) for a in args])
     if res.exit_code == 130:   # Ctrl-C inside the check: the whole claims run stops, not FAILED
         raise KeyboardInterrupt
     reason = judge(check.expect, res.exit_code, res.stdout)
@@ -105,11 +104,11 @@ def run_check(check: Check, quick: bool) -> dict:
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def evaluate(claim: Claim, quick: bool, progress=None) -> dict:
+def evaluate(claim: Claim, quick: bool, cli, progress=None) -> dict:
     """Run a claim's checks and derive its status (see the module docstring)."""
     runs = []
     for check in claim.checks:
-        runs.append(run_check(check, quick))
+        runs.append(run_check(check, quick, cli))
         if progress:
             progress(claim.claim, runs[-1])
     if not runs:

@@ -47,3 +47,35 @@ def make_task(name: str, **params: Any) -> RetrievalTask:
     if "n" not in params:
         raise ValueError(f"task {name!r} needs the parameter n")
     return cls(**params)
+
+
+#: largest n the retrieval constructions are built and verified at (``verify``, ``construct``)
+CONSTRUCTION_MAX_N = 1 << 20
+#: largest vocabulary: every number token of a construction has an embedding row
+CONSTRUCTION_MAX_VOCAB = 1 << 21
+
+
+def construction_task(name: str, n: int, alphabet: int | None = None, c: int | None = None,
+                      exact: bool = False) -> RetrievalTask:
+    """The task a construction is built for, from the verify/construct options (``--c`` for
+    cgram only, default 2; ``--exact`` for counting only); ValueError, one line, naming the
+    option or the task."""
+    params: dict[str, Any] = {"n": n, "alphabet": alphabet}
+    if name == "cgram":
+        params["c"] = 2 if c is None else c
+    elif c is not None:
+        raise ValueError(f"--c applies to cgram only, not {name}")
+    if name == "counting":
+        params["exact"] = exact
+    elif exact:
+        raise ValueError(f"--exact applies to counting only, not {name}")
+    try:
+        task = make_task(name, **params)
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith(name) else f"{name}: {msg}") from None
+    if task.vocab_size() > CONSTRUCTION_MAX_VOCAB:
+        raise ValueError(f"{name}: vocabulary of {task.vocab_size()} tokens is too large (at "
+                         f"most {CONSTRUCTION_MAX_VOCAB}: every number token has an embedding "
+                         "row)")
+    return task

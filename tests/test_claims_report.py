@@ -48,10 +48,10 @@ def test_statuses_follow_the_runs():
     ok = Check("help", ["verify", "--help"], ["verify", "--help"], {"exit_code": 0})
     bad = Check("bad", ["verify", "index", "--n", "0"], ["verify", "index", "--n", "0"],
                 {"exit_code": 0})
-    assert evaluate(Claim("X", "", "", [ok], None), True)["status"] == "verified"
-    assert evaluate(Claim("X", "", "", [ok], "part"), True)["status"] == "partially verified"
-    assert evaluate(Claim("X", "", "", [ok, bad], None), True)["status"] == "FAILED"
-    assert evaluate(Claim("X", "", "", [], "why"), True)["status"] == "not checked"
+    assert evaluate(Claim("X", "", "", [ok], None), True, main)["status"] == "verified"
+    assert evaluate(Claim("X", "", "", [ok], "part"), True, main)["status"] == "partially verified"
+    assert evaluate(Claim("X", "", "", [ok, bad], None), True, main)["status"] == "FAILED"
+    assert evaluate(Claim("X", "", "", [], "why"), True, main)["status"] == "not checked"
 
 
 def test_claims_cli_single_claim_json():

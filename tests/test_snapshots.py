@@ -46,9 +46,9 @@ def _diff(a, b, path: str = "") -> list[str]:
         if len(a) != len(b):
             return [f"{path}: length {len(a)} != {len(b)}"]
         return [d for i, (u, v) in enumerate(zip(a, b)) for d in _diff(u, v, f"{path}[{i}]")]
-    if isinstance(a, float) and isinstance(b, float) and not isinstance(a, bool):
-        if math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-300) or (math.isnan(a) and math.isnan(b)):
-            return []
+    if isinstance(a, float) and isinstance(b, float) and (
+            math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-300) or (math.isnan(a) and math.isnan(b))):
+        return []
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
