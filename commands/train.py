@@ -172,7 +172,7 @@ def train(ctx: click.Context, **o) -> None:
         raise click.UsageError("--out RUN_DIR is required (or --resume RUN_DIR)")
     import torch
 
-    from rnngap.learned.checkpoint import CheckpointError, read_run_config
+    from rnngap.learned.checkpoint import CheckpointError, read_run_config, run_sections
     from rnngap.learned.train import Diverged, pick_device, run_config
     from rnngap.learned.train import train as do_train
 
@@ -196,7 +196,7 @@ def train(ctx: click.Context, **o) -> None:
                 if not {"arch", "size", "config", "scan", "attn_position",
                         "embedding"} & set(explicit):
                     m2 = model  # model untouched (it may come from an official JSON file)
-                if run_config(m2, d2, t2) != stored:
+                if run_config(m2, d2, t2) != run_sections(stored):
                     opts = ", ".join("--" + k.replace("_", "-") for k in explicit)
                     raise click.UsageError(f"--resume with changed hyperparameters ({opts}); "
                                            "start a new run with --out instead")

@@ -89,8 +89,9 @@ def export(c: Construction, out_dir: str | os.PathLike) -> list[Path]:
     tensors = {k: v.detach().contiguous().to(torch.float64) for k, v in c.state_dict.items()}
     paths = [out / "model.safetensors", out / "config.json", out / "vocab.json"]
     cfg = json.loads(c.config.to_json())
-    payloads = [None, json.dumps({"architecture": cfg, "construction": c.meta(),
-                                  "dtype": "float64",
+    from rnngap.models.export_format import construction_header
+    payloads = [None, json.dumps({**construction_header("transformer"), "architecture": cfg,
+                                  "construction": c.meta(), "dtype": "float64",
                                   "forward": "rnngap.models.transformer module docstring"},
                                  indent=2),
                 json.dumps([str(t) for t in range(c.config.vocab_size)])]

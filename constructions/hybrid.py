@@ -111,8 +111,10 @@ class HybridConstruction:
         meta = {k: getattr(self, k) for k in ("task", "n", "task_params", "precision_bits",
                                               "precision_formula", "channels", "rnn_channels",
                                               "scalars", "notes", "taps")}
+        from rnngap.models.export_format import construction_header
         (out / "config.json").write_text(json.dumps(
-            {"architecture": json.loads(self.config.to_json()), "construction": meta,
+            {**construction_header("hybrid_lrnn"), "architecture":
+             json.loads(self.config.to_json()), "construction": meta, "dtype": "float64",
              "forward": "rnngap.models.hybrid_lrnn module docstring"}, indent=2))
         return [out / "model.safetensors", out / "config.json"]
 

@@ -47,9 +47,21 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+#: the sections of config.json that define a run (compared on resume, digested into checkpoints);
+#: the other keys (format, spec, conventions: models/export_format.py) describe, never decide
+RUN_SECTIONS = ("model", "data", "train")
+
+
+def run_sections(cfg: dict) -> dict:
+    """The defining sections of a run config (see :data:`RUN_SECTIONS`)."""
+    return {k: cfg[k] for k in RUN_SECTIONS if k in cfg}
+
+
 def config_digest(cfg: dict) -> str:
-    """sha256 of the canonical JSON of a run config (detects a config changed under a run)."""
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
+    """sha256 of the canonical JSON of a run config's defining sections (detects a config
+    changed under a run; the descriptive keys added in format rnngap-run-1 are not part of it,
+    so checkpoints written before them still match)."""
+    return hashlib.sha256(json.dumps(run_sections(cfg), sort_keys=True).encode()).hexdigest()
 
 
 def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:

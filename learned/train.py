@@ -319,7 +319,7 @@ def train(run: str | Path, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig,
     check_scan(model_cfg, dev)
     cfg = run_config(model_cfg, data, tc)
     if resume:
-        stored = ck.read_run_config(run)
+        stored = ck.run_sections(ck.read_run_config(run))
         if stored != cfg:
             diff = sorted(f"{sec}.{k}" for sec in cfg for k in set(cfg[sec]) | set(stored[sec])
                           if cfg[sec].get(k) != stored[sec].get(k))
@@ -350,7 +350,8 @@ def train(run: str | Path, model_cfg: LMConfig, data: DataSpec, tc: TrainConfig,
         if rank == 0:
             created = _create_run_dir(run)
             try:
-                ck.atomic_write_json(run / ck.CONFIG, cfg)
+                from rnngap.models.export_format import run_header
+                ck.atomic_write_json(run / ck.CONFIG, {**cfg, **run_header(model_cfg)})
                 (run / ck.METRICS).unlink(missing_ok=True)
             except OSError as exc:
                 _remove_failed_start(run, created)
