@@ -6,7 +6,8 @@ then the last position itself (its token is q), and the unembedding is
 ``logit_t = 2 F u_t - u_t^2 = F^2 - (F - u_t)^2`` with ``u_t = 1/(t+1)``: the count whose u_t is
 nearest to F wins (adjacent logits differ by about 1/((c+1)(c+2))^2, hence ~2 log2 n bits).
 
-Two layers, one head, width 9, for every n. Residual channels::
+Two layers, one head, width 9, for every n (the exact-count variant: ONE layer, the counting
+head alone, since its query reads q from its own position). Residual channels::
 
     TOK = 0, TOK2 = 1, TH = 2     token t embeds as (t, t^2, theta_t),
                                   theta_t = (1/(t+1) + 1/(t+2)) / 2 (a fixed function of t)
@@ -48,6 +49,8 @@ from rnngap.tasks.counting import CountingTask
 TOK, TOK2, TH, POS, POS2, ANCHOR, EXCL, PREV, F = range(9)
 CHANNELS = {"TOK": TOK, "TOK2": TOK2, "TH": TH, "POS": POS, "POS2": POS2, "ANCHOR": ANCHOR,
             "EXCL": EXCL, "PREV": PREV, "F": F}
+#: index of the counting head: layer 2 after the pointer (threshold form), the only layer (exact)
+COUNT_LAYER = {False: 1, True: 0}
 PRECISION_FORMULA = "max(ceil(log2((n+2)^2)), ceil(log2((V-1)^2 + 1)), ceil(log2(n+2)) + 3)"
 EXACT_FORMULA = "max(ceil(log2(max((n+1)^2, (V-1)^2))), ceil(log2(6 (n+2)^2)) + 1)"
 
@@ -86,7 +89,9 @@ def build(task: CountingTask) -> Construction:
     exact = task.exact
     L, d, D = (n + 1 if exact else n + 2), 9, 3
     f64 = torch.float64
-    cfg = TransformerConfig(vocab_size=vocab, d_model=d, n_layers=2, n_heads=1, d_head=D,
+    # the exact-count variant reads q from its own position (the last token IS q): it needs no
+    # pointer layer, so it is ONE layer (a zero first layer would be an idle layer counted as depth)
+    cfg = TransformerConfig(vocab_size=vocab, d_model=d, n_layers=1 if exact else 2, n_heads=1, d_head=D,
                             d_mlp=1, max_len=L, norm="none", pos="table", mlp="relu",
                             bias=True, attn_scale=1.0)
     check_weights(cfg)
@@ -103,14 +108,15 @@ def build(task: CountingTask) -> Construction:
         pos[n + 1, EXCL] = 1.0
     sd["pos_table"] = pos
     sd.update({k: v for k, v in zero_state_dict(cfg).items() if k.startswith("blocks.")})
-    a = "blocks.0.attn."
-    sd[a + "q_proj.weight"][0, POS] = BETA
-    sd[a + "q_proj.bias"][0], sd[a + "q_proj.bias"][1] = -BETA, BETA
-    sd[a + "k_proj.weight"][0, POS] = 2.0
-    sd[a + "k_proj.weight"][1, POS2] = -1.0
-    sd[a + "v_proj.weight"][0, TOK] = 1.0
-    sd[a + "o_proj.weight"][PREV, 0] = 1.0
-    a = "blocks.1.attn."
+    if not exact:       # layer 1: the pointer head, PREV(n+2) = q
+        a = "blocks.0.attn."
+        sd[a + "q_proj.weight"][0, POS] = BETA
+        sd[a + "q_proj.bias"][0], sd[a + "q_proj.bias"][1] = -BETA, BETA
+        sd[a + "k_proj.weight"][0, POS] = 2.0
+        sd[a + "k_proj.weight"][1, POS2] = -1.0
+        sd[a + "v_proj.weight"][0, TOK] = 1.0
+        sd[a + "o_proj.weight"][PREV, 0] = 1.0
+    a = f"blocks.{COUNT_LAYER[exact]}.attn."
     sd[a + "q_proj.weight"][0, TOK if exact else PREV] = 2.0 * BETA
     sd[a + "q_proj.bias"][1], sd[a + "q_proj.bias"][2] = BETA, BETA
     sd[a + "k_proj.weight"][0, TOK] = 1.0

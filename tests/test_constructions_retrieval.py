@@ -213,3 +213,16 @@ def test_cli_all_and_bad_input() -> None:
     assert res.exit_code == 1 and "not exact" in res.output
     res = runner.invoke(main, ["verify", "counting", "--n", "6", "--exact", "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["verified"]
+
+
+def test_exact_counting_is_one_layer_and_says_so() -> None:
+    """The exact-count form reads q from its own position: no pointer layer, and the verdict's
+    depth side condition checks the layer count (issue 13: an idle zero layer counted as depth)."""
+    from rnngap.constructions import counting as cc_mod
+    c = cc_mod.build(CountingTask(n=16, exact=True))
+    assert c.config.n_layers == 1 and not any(k.startswith("blocks.1.") for k in c.state_dict)
+    v = verify_counting(CountingTask(n=16, exact=True))
+    assert v["verified"] and v["layers"] == 1
+    assert any(s["name"] == "depth" and s["result"] == "holds" for s in v["side_conditions"])
+    assert not any("pointer" in x["name"] for x in v["certificates"])
+    assert verify_counting(CountingTask(n=16))["layers"] == 2

@@ -25,8 +25,9 @@ Argument (each step is computed or checked below and recorded in the verdict):
    difference of distinct floats is nonzero with that sign; rounding keeps it), logit_0 = 0,
    logit_{>=2} = -2, so the argmax is 1 iff TH_t > F_c iff c > t. sympy checks the margins
    exactly.
-Exact-count variant (row x_1..x_n q -> the count): the same steps with L = n+1, the anchor at
-the last position and no EXCL; step 4-5 is replaced by ``_readout_exact``: for every count c,
+Exact-count variant (row x_1..x_n q -> the count): ONE layer, the counting head alone (its
+query reads q from the last token, which is q itself; no pointer layer, no pointer lemma); the
+same steps otherwise with L = n+1, the anchor at the last position and no EXCL; step 4-5 is replaced by ``_readout_exact``: for every count c,
 the p-bit logit of token c provably exceeds that of every other token (band enumeration with
 sound float64 error bounds, tails by monotonicity of the bounding quadratic).
 6. Cross-checks: end-to-end p-bit runs (every input for tiny n; samples and adversarial
@@ -58,7 +59,7 @@ def _structure(c, n: int, p: int, exact: bool) -> list[dict]:
     jj = torch.arange(1, L + 1, dtype=torch.float64)
     E, P = sd["embed.weight"], sd["pos_table"]
     g = {name: ch[name] for name in ch}
-    a1, a2 = "blocks.0.attn.", "blocks.1.attn."
+    a1, a2 = "blocks.0.attn.", f"blocks.{cc.COUNT_LAYER[exact]}.attn."
     anchor = (jj == n + 1).double()
     excl = (jj == n + 2).double()
     wu, bu = sd["unembed.weight"], sd["unembed.bias"]
@@ -71,7 +72,11 @@ def _structure(c, n: int, p: int, exact: bool) -> list[dict]:
             and reads_only(wu[1:2], [g["TH"], g["F"]]) and wu[1, g["TH"]] == 1
             and wu[1, g["F"]] == -1 and (wu[2:] == 0).all() and (bu[2:] == -2).all()),
             "logit_0 = 0, logit_1 = TH - F, logit_t = -2 for t >= 2")
+    depth = side_condition("depth", c.config.n_layers == (1 if exact else 2),
+                           "exact count: ONE layer (the counting head; q is the last token "
+                           "itself)" if exact else "two layers: pointer head, counting head")
     conds = [
+        depth,
         side_condition("embedding", reads_only(E, [g["TOK"], g["TOK2"], g["TH"]]) and bool(
             (E[:, g["TOK"]] == t).all() and (E[:, g["TOK2"]] == t * t).all()
             and (E[:, g["TH"]] == cc.theta(t)).all()), "E[t] = (t, t^2, theta_t)"),
@@ -86,7 +91,8 @@ def _structure(c, n: int, p: int, exact: bool) -> list[dict]:
                        and reads_only(sd[a1 + "o_proj.weight"].T, [g["PREV"]])
                        and bool((sd[a1 + "o_proj.bias"] == 0).all()
                                 and (sd[a1 + "v_proj.bias"] == 0).all()),
-                       "layer 1: positional q/k, value TOK, writes PREV only"),
+                       "layer 1: positional q/k, value TOK, writes PREV only")
+        if not exact else None,
         side_condition("layer2", reads_only(sd[a2 + "q_proj.weight"], [qsrc])
                        and reads_only(sd[a2 + "k_proj.weight"], [g["TOK"], g["TOK2"], g["EXCL"]])
                        and reads_only(sd[a2 + "v_proj.weight"], [g["ANCHOR"]])
@@ -105,11 +111,15 @@ def _structure(c, n: int, p: int, exact: bool) -> list[dict]:
                                 and (sd[a2 + "o_proj.bias"] == 0).all()
                                 and int(sd[a2 + "o_proj.weight"].count_nonzero()) == 1
                                 and sd[a2 + "o_proj.weight"][g["F"], 0] == 1),
-                       "layer 2: s = beta(2 Q TOK - TOK2 - EXCL), Q = PREV (TOK if exact), value ANCHOR"),
+                       "counting head: s = beta(2 Q TOK - TOK2 - EXCL), Q = PREV (TOK if "
+                       "exact), value ANCHOR"),
         side_condition("mlp-zero", all(bool((v == 0).all()) for k_, v in sd.items()
                                        if ".mlp." in k_), "MLPs output exactly 0"),
         unembed,
     ]
+    conds = [x for x in conds if x is not None]
+    if exact:
+        return conds
     qlo, qhi = linear_interval(P, P, sd[a1 + "q_proj.weight"], sd[a1 + "q_proj.bias"], p)
     klo, khi = linear_interval(P, P, sd[a1 + "k_proj.weight"], sd[a1 + "k_proj.bias"], p)
     vlo, vhi = linear_interval(E, E, sd[a1 + "v_proj.weight"], sd[a1 + "v_proj.bias"], p)
@@ -268,7 +278,8 @@ def verify_counting(task: CountingTask, precision: int | None = None, samples: i
                                 "sums of |terms| of every integer reduction < 2^52"))
     readout, margin, f_n = (_readout_exact(c, n, vocab, p) if task.exact else
                             _readout(c, n, p))
-    certs = [exact, cert.underflow_lemma(BETA, p), cert.pointer_lemma(),
+    pointer = [] if task.exact else [cert.pointer_lemma()]   # the exact form has no pointer
+    certs = [exact, cert.underflow_lemma(BETA, p), *pointer,
              cert.match_lemma(1, tiebreak=False), readout,
              cert.exact_positive("exponent-gap", {"beta": BETA}, "beta - 746")]
     worst = max(exact.get("exceeds") or [None], key=lambda name: bounds.get(name, 0))
@@ -305,7 +316,8 @@ def verify_counting(task: CountingTask, precision: int | None = None, samples: i
         **c.sizes(),
         "min_target_attention": f_n,
         "min_logit_margin": margin,
-        "enumerated": (f"all {n + 2} positions (layer-1 queries/keys), all {vocab} token values, "
+        "enumerated": ((f"all {n + 2} positions (layer-1 queries/keys), " if not task.exact
+                        else "") + f"all {vocab} token values, "
                        f"all {n + 1} counts (anchor weight F_c) and all {n + 1} thresholds "
                        f"(r(theta_t)) at p={p} bits; attention rows proved exactly uniform on "
                        "the occurrences of q plus the anchor, for every data string"),
