@@ -233,7 +233,7 @@ def main() -> None:
     ap.add_argument("--archs", default="transformer,hybrid,mamba")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--lrs", default="2e-3,3e-3,5e-3")
-    ap.add_argument("--lr-n", type=int, default=64)
+    ap.add_argument("--lr-n", type=int, default=32)
     ap.add_argument("--state-task", default="ar")
     ap.add_argument("--state-n", type=int, default=16)
     ap.add_argument("--state-ds", default="1,8,32")
@@ -246,7 +246,7 @@ def main() -> None:
     ap.add_argument("--probe-every", type=int, default=100,
                     help="early stopping (rnngap train --early-stop): probe period in steps; "
                          "0 = off")
-    ap.add_argument("--patience", type=int, default=1000,
+    ap.add_argument("--patience", type=int, default=2000,
                     help="early stopping: plateau patience in steps (0: stop only when solved)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--phases", default="lr,main,state")

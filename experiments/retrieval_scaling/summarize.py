@@ -50,11 +50,13 @@ def _early_stopping(rows: list[dict], best: dict) -> list[str]:
     of launch 3 with the same settings ran the full schedule, and a stopped run is that run cut
     short (same weights up to the stop; tests/test_early_stop.py), so comparing the two held-out
     accuracies measures the effect of stopping exactly."""
+    pe = next((r["probe_every"] for r in rows if r.get("probe_every")), None)
+    pat = next((r["patience"] for r in rows if r.get("probe_every")), None)
     out = ["## Early stopping: where the runs stopped and what it changed", "",
            ("Rules (`rnngap train --early-stop`, learned/train.py): a probe of 256 fresh "
-            "TRAINING-partition inputs at length n every 100 steps; stop as *solved* after two "
+            f"TRAINING-partition inputs at length n every {pe} steps; stop as *solved* after two "
             "perfect probes in a row, as *plateau* when the best probe has not risen by 0.02 in "
-            "1,000 steps. The same rules for every architecture; the lr schedule keeps its "
+            f"{pat:,} steps. The same rules for every architecture; the lr schedule keeps its "
             "3,000 steps."), "",
            "| task | n | arch | steps done per seed | stop reasons |", "|---|---|---|---|---|"]
     groups: dict = {}
@@ -91,6 +93,36 @@ def _early_stopping(rows: list[dict], best: dict) -> list[str]:
         else:
             out += ["", "No run with the same settings as in launch 3 stopped early."]
     return out + [""]
+
+
+def _aborted() -> list[str]:
+    """The first attempt at launch 4 (patience 1,000), stopped by hand: what the plateau rule
+    did to the runs that learn late."""
+    f = HERE / "launch4a-aborted-results.json"
+    if not f.exists():
+        return []
+    rows = json.loads(f.read_text())
+    old = {(r["task"], r["n"], r["arch"], r["seed"], r["lr"]): r
+           for r in json.loads((HERE / "launch3-results.json").read_text())} \
+        if (HERE / "launch3-results.json").exists() else {}
+    out = ["## Launch 4a: the plateau rule at patience 1,000 (aborted, kept as a file)", "",
+           (f"`launch4a-aborted-results.json`: the same launch with patience 1,000 and the lr "
+            f"sweep at n = 64, stopped by hand after {len(rows)} runs "
+            f"({sum(r['cpu_s'] for r in rows) / 60:.1f} CPU-minutes) because the plateau rule "
+            "cut runs that learn late: the hybrid on AR at n = 128 sits at chance for over "
+            "1,000 steps before it takes off. Rows with a launch-3 twin (same task, n, arch, "
+            "seed, lr; identical trajectories up to the stop):"), "",
+           "| run | stop | step | accuracy here | launch 3 after 3,000 steps |",
+           "|---|---|---|---|---|"]
+    for r in rows:
+        o = old.get((r["task"], r["n"], r["arch"], r["seed"], r["lr"]))
+        if o is not None and r.get("stop_reason"):
+            out.append(f"| {r['name']} | {r['stop_reason']} | {r['steps_done']:,} | "
+                       f"{r['accuracy_generation']:.3f} | {o['accuracy_generation']:.3f} |")
+    return out + ["", ("Launch 4 therefore uses patience 2,000 (a run must stay flat for two "
+                       "thirds of its schedule to be stopped as a plateau) and sweeps the "
+                       "learning rate at n = 32, where Mamba still learns part of the task and "
+                       "so the sweep can tell its learning rates apart."), ""]
 
 
 def _pilots() -> list[str]:
@@ -239,6 +271,7 @@ def main() -> None:
     L += [""]
     if any(r.get("stop_reason") is not None or r.get("probe_every") for r in rows):
         L += _early_stopping(rows, best)
+    L += _aborted()
     L += _earlier_launches()
     L += _pilots()
     if diag:
