@@ -7,6 +7,10 @@ the public rnn-icrag repository; its ``rnn/data.py`` needs numpy, torch and tqdm
 Without ``--official`` the official rate is reported as not measured (never estimated).
 
     python benchmarks/data_rate.py --n 16 --samples 2000 [--official ~/src/rnn-icrag] [--json]
+
+With numba installed (``pip install 'rnngap[fast]'``) the IsTree chains of thought come from
+compiled kernels (tasks/istree_fast.py; the same rows); ``RNNGAP_NO_NUMBA=1`` measures the pure
+Python path in the same environment.
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ OFFICIAL_FLAGS = {"plain": (False, False), "cot": (True, False), "retrieval": (F
 
 
 def rate_rnngap(spec: DataSpec, samples: int, batch: int = 64) -> float:
-    """Samples per second of make_batch for ``spec`` (batches of ``batch``)."""
+    """Samples per second of make_batch for ``spec`` (batches of ``batch``), after one untimed
+    warm-up batch (with numba, the compiled IsTree kernels are compiled or loaded from their
+    cache on first use: a one-time cost per process, reported apart by :func:`warmup_s`)."""
+    make_batch(spec, 8, 0, 10 ** 6)
     t0 = time.perf_counter()
     done, i = 0, 0
     while done < samples:
@@ -35,6 +42,16 @@ def rate_rnngap(spec: DataSpec, samples: int, batch: int = 64) -> float:
         done += b.tokens.shape[0]
         i += 1
     return samples / (time.perf_counter() - t0)
+
+
+def warmup_s(n: int) -> float:
+    """Seconds of the first compiled-kernel call in this process (compile or cache load)."""
+    from rnngap.tasks import istree_fast
+    if not istree_fast.AVAILABLE:
+        return 0.0
+    t0 = time.perf_counter()
+    make_batch(DataSpec("istree", n, "cot"), 2, 0, 10 ** 7)
+    return time.perf_counter() - t0
 
 
 def rate_workers(spec: DataSpec, samples: int, workers: int, batch: int = 64) -> float:
@@ -73,6 +90,8 @@ def main() -> None:
                     help="also measure rnngap with this many data worker processes")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    from rnngap.tasks import istree_fast
+    first_call = warmup_s(a.n)
     rows = []
     for fmt in ("plain", "cot", "retrieval"):
         ours = rate_rnngap(DataSpec("istree", a.n, fmt, a.family), a.samples)
@@ -98,10 +117,14 @@ def main() -> None:
                      "official_samples_per_s": None, "speedup": None,
                      "note": "no official generator for this task"})
     if a.json:
-        json.dump({"samples": a.samples, "family": a.family, "rows": rows}, sys.stdout, indent=2)
+        json.dump({"samples": a.samples, "family": a.family, "compiled_kernels":
+                   istree_fast.AVAILABLE, "first_call_s": first_call, "rows": rows},
+                  sys.stdout, indent=2)
         print()
         return
-    print(f"data generation rate, n={a.n}, {a.samples} samples per IsTree format")
+    print(f"data generation rate, n={a.n}, {a.samples} samples per IsTree format; compiled "
+          f"IsTree kernels (numba): {'yes' if istree_fast.AVAILABLE else 'no'}"
+          + (f", first call {first_call:.2f} s" if istree_fast.AVAILABLE else ""))
     for r in rows:
         off = r["official_samples_per_s"]
         extra = f"  official {off:10.0f}/s  x{r['speedup']:.1f}" if off else f"  ({r['note']})"

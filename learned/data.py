@@ -302,6 +302,12 @@ def _istree_cot_batch(spec: DataSpec, edges: list, labels: np.ndarray) -> Batch 
         return None
     head = _istree_plain_batch(spec, edges, labels).tokens[:, :-1]       # prompt, with [EOS]
     P = head.shape[1]
+    from rnngap.tasks import istree_fast
+    if istree_fast.AVAILABLE:   # compiled traversals (optional numba): the same rows, one call
+        tokens, loss, ret = istree_fast.cot_batch(spec.n, np.stack(edges), head, labels,
+                                                  spec.fmt)
+        return Batch(tokens, loss, ret, np.full(len(edges), P, dtype=np.int64),
+                     labels.astype(np.int64), edges)
     rows, got = [], []
     for e in edges:
         if spec.fmt == "cot":
