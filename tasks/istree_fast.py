@@ -102,12 +102,22 @@ def _vt(x):
 
 
 @njit(cache=True)
-def _index_after(start, nb, v, w):
-    """Position (in nb) just after the first occurrence of w among v's neighbours."""
-    for i in range(start[v], start[v + 1]):
+def _next_after(start, nb, v, w):
+    """The neighbour of v after the first occurrence of w in v's list, or -1 (none)."""
+    for i in range(start[v], start[v + 1] - 1):
         if nb[i] == w:
-            return i + 1
-    return start[v + 1]       # not reached for the graphs of the data path
+            return nb[i + 1]
+    return -1
+
+
+@njit(cache=True)
+def _ask_after(out, ret, k, t, w, nxt, write):
+    """``S v - w E x``: the query for v's neighbour after w, answered x by the retriever."""
+    if write:
+        out[k], out[k + 1], out[k + 2], out[k + 3] = S, t, DASH, _vt(w)
+        out[k + 4], out[k + 5] = E, _vt(nxt)
+        ret[k + 5] = True
+    return k + 6
 
 
 @njit(cache=True)
@@ -137,22 +147,12 @@ def _retrieval(n, start, nb, out, ret, write):
                 ret[k + 4] = True
             k += 5
         else:
-            j = _index_after(start, nb, top, prev)
-            nxt = nb[j] if j < start[top + 1] else -1
-            if write:
-                out[k], out[k + 1], out[k + 2], out[k + 3] = S, t, DASH, _vt(prev)
-                out[k + 4], out[k + 5] = E, _vt(nxt)
-                ret[k + 5] = True
-            k += 6
+            nxt = _next_after(start, nb, top, prev)
+            k = _ask_after(out, ret, k, t, prev, nxt, write)
         if nxt >= 0 and nxt == father:
-            j = _index_after(start, nb, top, nxt)
             old = nxt
-            nxt = nb[j] if j < start[top + 1] else -1
-            if write:
-                out[k], out[k + 1], out[k + 2], out[k + 3] = S, t, DASH, _vt(old)
-                out[k + 4], out[k + 5] = E, _vt(nxt)
-                ret[k + 5] = True
-            k += 6
+            nxt = _next_after(start, nb, top, old)
+            k = _ask_after(out, ret, k, t, old, nxt, write)
         if nxt < 0:
             sp -= 1
             prev = top
