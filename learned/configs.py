@@ -62,7 +62,7 @@ OFFICIAL_TRAINABLE = {("transformer", "0.5m"): 525_376, ("mamba", "0.5m"): 523_3
 #: per architecture (experiments/retrieval_scaling/RESULTS.md); ``official``: the earlier ones.
 DEFAULT_LR: dict[tuple[str, str], float] = {
     ("official", "transformer"): 1e-3, ("official", "mamba"): 3e-4, ("official", "hybrid"): 3e-4,
-    ("learned", "transformer"): 3e-3, ("learned", "mamba"): 3e-3, ("learned", "hybrid"): 3e-3,
+    ("learned", "transformer"): 5e-3, ("learned", "mamba"): 5e-3, ("learned", "hybrid"): 5e-3,
 }
 
 

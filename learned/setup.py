@@ -64,7 +64,7 @@ def build_configs(o: dict, vocab_size: int | None = None):
 
 
 #: --early-stop: probe period and plateau patience when not given (steps)
-EARLY_STOP_DEFAULTS = {"probe_every": 100, "patience": 1000}
+EARLY_STOP_DEFAULTS = {"probe_every": 100, "patience": 2000}
 
 
 def early_stop_settings(o: dict) -> dict:

@@ -145,7 +145,7 @@ def test_cli_early_stop_options(tmp_path: Path) -> None:
     s = json.loads(r.output)
     assert s["stopped_early"]["reason"] == "solved" and s["step"] < 1200
     cfg = json.loads((tmp_path / "r/config.json").read_text())["train"]
-    assert cfg["probe_every"] == 100 and cfg["patience"] == 1000
+    assert cfg["probe_every"] == 100 and cfg["patience"] == 2000
     r = CliRunner().invoke(train_cmd, ["--resume", str(tmp_path / "r"), "--patience", "7"])
     assert r.exit_code == 2 and "changed hyperparameters" in r.output
     r = CliRunner().invoke(train_cmd, ["--resume", str(tmp_path / "r"), "--no-progress"])
