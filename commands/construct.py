@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import click
@@ -15,10 +14,10 @@ from rnngap.commands._common import (
     staged_out_dir,
 )
 from rnngap.resources import ResourceError
+from rnngap.tasks.registry import CARDS, RETRIEVAL_NAMES, construction_task, load
 from rnngap.tasks.registry import CONSTRUCTION_MAX_N as MAX_N
-from rnngap.tasks.registry import construction_task
 
-TASKS = ("index", "ar", "cgram", "counting", "istree")
+TASKS = (*RETRIEVAL_NAMES, "istree")
 
 
 @click.command()
@@ -70,7 +69,7 @@ def construct(task, n, model, alphabet, c, exact, out, overwrite, as_json):
 
                 cons = build_hybrid(task, t)
             else:
-                cons = importlib.import_module(f"rnngap.constructions.{task}").build(t)
+                cons = load(CARDS[task].construction)(t)
         except ResourceError:
             raise  # one line at the top level (cli), not a usage message
         except ValueError as e:

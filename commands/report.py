@@ -14,11 +14,12 @@ from rnngap.commands._common import (
     read_json_file,
     staged_out_dir,
 )
+from rnngap.tasks.registry import RETRIEVAL_NAMES
 
 
 @click.command()
 @click.option("--task", required=True,
-              type=click.Choice(["index", "ar", "cgram", "counting", "istree"]))
+              type=click.Choice([*RETRIEVAL_NAMES, "istree"]))
 @click.option("--runs", multiple=True, type=click.Path(file_okay=False),
               help="Trained run directories (rnngap train --out); repeatable.")
 @click.option("--results", type=click.Path(dir_okay=False), default=None,

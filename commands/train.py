@@ -32,10 +32,11 @@ from rnngap.learned.setup import (  # noqa: F401 (re-exported: the run settings 
     parse_task_params,
 )
 from rnngap.resources import ResourceError
+from rnngap.tasks.registry import RETRIEVAL_NAMES
 
 _build = build_configs
 
-TASKS = ("istree", "index", "ar", "cgram", "counting")
+TASKS = ("istree", *RETRIEVAL_NAMES)
 ARCHES = ("transformer", "mamba", "hybrid", "rnn", "llama")
 
 

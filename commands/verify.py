@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 
 from rnngap.commands._lazy import LazyGroup
+from rnngap.tasks.registry import CARDS
 
+#: one subcommand per task card (commands/verify_retrieval.py builds them), then the others
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "index": ("rnngap.commands.verify_retrieval:index", "Index (Def 4.2): the i-th token."),
-    "ar": ("rnngap.commands.verify_retrieval:ar", "Associative recall (Def 4.3)."),
-    "cgram": ("rnngap.commands.verify_retrieval:cgram", "c-gram retrieval (Def 4.4)."),
-    "counting": ("rnngap.commands.verify_retrieval:counting", "Counting (Def 4.5)."),
+    **{name: (f"rnngap.commands.verify_retrieval:{name}", card.title)
+       for name, card in CARDS.items()},
     "all": ("rnngap.commands.verify_retrieval:verify_all", "All four retrieval tasks, one table."),
     "istree": ("rnngap.commands.verify_istree:istree", "IsTree: RNN + retrieval, or RNN + one attention layer."),
     "ar-oracle": ("rnngap.commands.verify_oracle:ar_oracle",

@@ -17,15 +17,8 @@ from rnngap.commands._common import (
     table,
 )
 from rnngap.resources import ResourceError
-from rnngap.tasks.registry import CONSTRUCTION_MAX_N, CONSTRUCTION_MAX_VOCAB
+from rnngap.tasks.registry import CARDS, CONSTRUCTION_MAX_N, CONSTRUCTION_MAX_VOCAB, load
 
-#: task -> (verifier module, function); each returns a verdict dict with ``verify.verdict.KEYS``
-VERIFIERS: dict[str, tuple[str, str]] = {
-    "index": ("rnngap.verify.index", "verify_index"),
-    "ar": ("rnngap.verify.ar", "verify_ar"),
-    "cgram": ("rnngap.verify.cgram", "verify_cgram"),
-    "counting": ("rnngap.verify.counting", "verify_counting"),
-}
 MAX_N = CONSTRUCTION_MAX_N
 MAX_P = 52
 MAX_VOCAB = CONSTRUCTION_MAX_VOCAB
@@ -45,10 +38,7 @@ def make_task(name: str, n: int, alphabet: int | None, c: int | None, exact: boo
 
 def precheck(name: str, task, c: int | None, exact: bool) -> None:
     """Refuse, before any work, an n whose claimed precision the float64 emulation lacks."""
-    try:
-        mod = importlib.import_module(f"rnngap.constructions.{name}")
-    except ModuleNotFoundError:
-        return
+    mod = importlib.import_module(CARDS[name].construction.split(":")[0])
     extra = {"c": c or 2} if name == "cgram" else ({"exact": exact} if name == "counting" else {})
     p = mod.precision_for(task.n, task.k, **extra)
     if p > MAX_P:
@@ -71,13 +61,7 @@ def verifier(name: str, model: str = "transformer") -> Callable[..., dict]:
                 raise click.ClickException("the hybrid constructions are not built yet") from None
             raise
         return lambda task, **kw: f(name, task, **kw)
-    module, fn = VERIFIERS[name]
-    try:
-        return getattr(importlib.import_module(module), fn)
-    except ModuleNotFoundError as e:
-        if e.name == module:
-            raise click.ClickException(f"the {name} construction is not built yet") from None
-        raise
+    return load(CARDS[name].verifier)
 
 
 def run_one(name: str, task, precision: int | None, search: bool, samples: int,
@@ -260,24 +244,18 @@ def _command(name: str, extra: Callable | None = None):
     return click.command(name=name)(cmd)
 
 
-HELP = {
-    "index": "Index (Def 4.2): x_1..x_n, i -> x_i. Proves the constructed 1-layer Transformer "
-             "right on EVERY input at p bits.",
-    "ar": "Associative recall (Def 4.3), key-value form with distinct keys.",
-    "cgram": "c-gram retrieval (Def 4.4): the token after the last occurrence of the query "
-             "(c-1)-gram.",
-    "counting": "Counting (Def 4.5): 1 if the query token occurs more than t times.",
-}
+HELP = {name: card.summary for name, card in CARDS.items()}
 
 _c_option = click.option("--c", "c", type=int, default=None, help="Gram length c >= 2 "
                          "(default 2).")
 _exact_option = click.option("--exact", is_flag=True, help="Exact-count variant: row "
                              "x_1..x_n q -> the count (Transformer and --model hybrid).")
 
-index = _command("index")
-ar = _command("ar")
-cgram = _command("cgram", _c_option)
-counting = _command("counting", _exact_option)
+#: task-specific options of ``verify TASK`` (every other task takes the common ones only)
+EXTRA_OPTIONS = {"cgram": _c_option, "counting": _exact_option}
+# one command per card, as module attributes (commands/verify.py names them "module:NAME")
+for _name in CARDS:
+    globals()[_name] = _command(_name, EXTRA_OPTIONS.get(_name))
 
 
 @click.command(name="all")
@@ -299,10 +277,10 @@ def verify_all(n, c, precision, as_json, plot, samples, seed, model, overwrite):
     if plot:
         check_out_file(plot, overwrite)
     tasks = {name: make_task(name, n, None, c if name == "cgram" else None, False)
-             for name in VERIFIERS}  # every parameter error before any work
+             for name in CARDS}  # every parameter error before any work
     verdicts = [run_one(name, task, precision, False, samples, seed, model)
                 for name, task in tasks.items()]
-    maybe_plot(plot, list(VERIFIERS), n, verdicts)
+    maybe_plot(plot, list(CARDS), n, verdicts)
     finish(verdicts, as_json, single=False)
 
 

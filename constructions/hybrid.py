@@ -76,8 +76,9 @@ from torch import Tensor
 from rnngap.constructions import index as index_construction
 from rnngap.constructions.counting import exact_readout_bits
 from rnngap.models.hybrid_lrnn import HybridLRNN, HybridLRNNConfig, build_model
+from rnngap.tasks.registry import CARDS
 
-BUILT = ("index", "ar", "cgram", "counting")
+BUILT = tuple(name for name, card in CARDS.items() if card.hybrid)
 BETA = 1024.0
 GRAM_PRECISION_FORMULA = ("ceil(log2(max(L, (V-1)^2, m*K^2, 2*W*K, W*m*K^2 + W + T*L))), "
                           "K = k-1, m = c-1 (AR: 1), W = L, T = 1 (AR: W = 1, T = 0)")

@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from rnngap.tasks.registry import RETRIEVAL_NAMES
+
 ISTREE_FORMATS = ("plain", "cot", "retrieval")
-RETRIEVAL_TASKS = ("index", "ar", "cgram", "counting")
+RETRIEVAL_TASKS = RETRIEVAL_NAMES
 TASK_NAMES = ("istree", *RETRIEVAL_TASKS)
 FAMILIES = ("binary", "random")
 #: largest task size the learned models accept (the default max_len of the attention models;

@@ -3,7 +3,7 @@ ICLR 2025), and ``make_task`` that builds one from keyword parameters with clear
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from rnngap.tasks.ar import ARTask
@@ -12,12 +12,57 @@ from rnngap.tasks.cgram import CGramTask
 from rnngap.tasks.counting import CountingTask
 from rnngap.tasks.index import IndexTask
 
-TASKS: dict[str, type[RetrievalTask]] = {
-    IndexTask.name: IndexTask,
-    ARTask.name: ARTask,
-    CGramTask.name: CGramTask,
-    CountingTask.name: CountingTask,
-}
+
+@dataclass(frozen=True)
+class TaskCard:
+    """Everything rnngap knows about one retrieval task, in one place (issue 13): commands,
+    click choices, the report and the data path read these cards instead of their own lists.
+    A new retrieval task is its task file, its construction and verifier files, and one card."""
+
+    name: str
+    cls: type[RetrievalTask]
+    title: str
+    """A few words for command listings (``rnngap verify --help``)."""
+    summary: str
+    """One line for ``rnngap verify NAME --help``."""
+    construction: str
+    """"module:function" building the Transformer construction from a task object."""
+    verifier: str
+    """"module:function" returning the verdict dict (``verify.verdict``) of that construction."""
+    hybrid: bool = True
+    """A linear-RNN hybrid construction exists (``constructions.hybrid.build``)."""
+    fool: bool = False
+    """``rnngap fool`` searches explicit fooling pairs for it (``verify.fool``)."""
+
+
+CARDS: dict[str, TaskCard] = {c.name: c for c in (
+    TaskCard("index", IndexTask, "Index (Def 4.2): the i-th token.",
+             "Index (Def 4.2): x_1..x_n, i -> x_i. Proves the constructed 1-layer Transformer "
+             "right on EVERY input at p bits.",
+             "rnngap.constructions.index:build", "rnngap.verify.index:verify_index", fool=True),
+    TaskCard("ar", ARTask, "Associative recall (Def 4.3).",
+             "Associative recall (Def 4.3), key-value form with distinct keys.",
+             "rnngap.constructions.ar:build", "rnngap.verify.ar:verify_ar", fool=True),
+    TaskCard("cgram", CGramTask, "c-gram retrieval (Def 4.4).",
+             "c-gram retrieval (Def 4.4): the token after the last occurrence of the query "
+             "(c-1)-gram.",
+             "rnngap.constructions.cgram:build", "rnngap.verify.cgram:verify_cgram"),
+    TaskCard("counting", CountingTask, "Counting (Def 4.5).",
+             "Counting (Def 4.5): 1 if the query token occurs more than t times.",
+             "rnngap.constructions.counting:build", "rnngap.verify.counting:verify_counting",
+             fool=True),
+)}
+#: the retrieval tasks, in the order every listing uses
+RETRIEVAL_NAMES: tuple[str, ...] = tuple(CARDS)
+TASKS: dict[str, type[RetrievalTask]] = {name: c.cls for name, c in CARDS.items()}
+
+
+def load(target: str):
+    """The object a "module:function" string of a card names (imported on use)."""
+    import importlib
+
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def task_params(name: str) -> list[str]:

@@ -30,9 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnngap.tasks.registry import CARDS
+
 _MULT = 0x9E3779B1  # odd multiplier (Knuth's golden-ratio constant), invertible mod 2**B
 
-TASKS = ("index", "ar", "counting")
+TASKS = tuple(name for name, card in CARDS.items() if card.fool)
 MAX_N = 10_000  # longest data string the search accepts (every collision is replayed token by token)
 MAX_AR_ALPHABET = 1_000_000  # AR sampling permutes the whole alphabet for every row
 BATCH_ELEMENTS = 1 << 24  # int64s per sampled batch (128 MiB)

@@ -25,8 +25,10 @@ import json
 import math
 from pathlib import Path
 
+from rnngap.tasks.registry import RETRIEVAL_NAMES
+
 REFERENCE_BITS = (64, 512, 4096)
-RETRIEVAL = ("index", "ar", "cgram", "counting")
+RETRIEVAL = RETRIEVAL_NAMES
 
 
 def grid(n_min: int, n_max: int, task: str) -> list[int]:
