@@ -139,8 +139,9 @@ def build(task: CountingTask) -> Construction:
                                        precision_needed(n, vocab, k)),
         precision_formula=EXACT_FORMULA if exact else PRECISION_FORMULA,
         channels=dict(CHANNELS), scalars={"beta": BETA},
-        notes="layer 2 attends uniformly to the occurrences of q and the q token itself; the "
-              "anchor's weight 1/(cnt+1) is compared with theta_t")
+        notes=("the single layer" if exact else "layer 2") + " attends uniformly to the "
+              "occurrences of q and the q token itself; the anchor's weight 1/(cnt+1) is "
+              + ("decoded as the count" if exact else "compared with theta_t"))
 
 
 def precision_exact(n: int, vocab: int, k: int) -> int:

@@ -230,6 +230,8 @@ def make_batch(spec: DataSpec, batch: int, seed: int, index: int, stream: int = 
     TRAIN and PROBE batches hold only training inputs, VALID/TEST batches only held-out ones
     (module docstring); only TRAIN draws its length from the mixture; ValueError when the stream's part of the input space is too small to fill it.
     """
+    if stream not in (TRAIN, VALID, TEST, PROBE):
+        raise ValueError(f"unknown data stream {stream!r} (TRAIN, VALID, TEST or PROBE)")
     want_test = stream in (VALID, TEST)
     over = TEST_BUCKETS if want_test else 1
     kept: list = []

@@ -59,7 +59,7 @@ def build_configs(o: dict, vocab_size: int | None = None):
                      weight_decay=o["weight_decay"], grad_clip=o["grad_clip"], seed=o["seed"],
                      log_every=o["log_every"], eval_every=o["eval_every"],
                      eval_batches=o["eval_batches"], ckpt_every=o["ckpt_every"],
-                     **early_stop_settings(o))
+                     **early_stop_settings(o, lenient=o.get("early_stop_lenient", False)))
     return model, data, tc
 
 
@@ -67,15 +67,21 @@ def build_configs(o: dict, vocab_size: int | None = None):
 EARLY_STOP_DEFAULTS = {"probe_every": 100, "patience": 2000}
 
 
-def early_stop_settings(o: dict) -> dict:
-    """TrainConfig early-stopping fields from --early-stop / --probe-every / --patience
-    (ValueError when the two numbers are given without --early-stop)."""
+def early_stop_settings(o: dict, lenient: bool = False) -> dict:
+    """TrainConfig early-stopping fields from --early-stop / --probe-every / --patience.
+    ValueError when the two numbers are given without --early-stop (``lenient``: ignored
+    instead, for sweep grids whose axis turns early stopping off for some runs), or when
+    --probe-every is below 1."""
     if not o.get("early_stop"):
         given = [k for k in EARLY_STOP_DEFAULTS if o.get(k) is not None]
-        if given:
+        if given and not lenient:
             raise ValueError(f"--{given[0].replace('_', '-')} needs --early-stop")
         return {}
-    return {k: v if (v := o.get(k)) is not None else d for k, d in EARLY_STOP_DEFAULTS.items()}
+    out = {k: v if (v := o.get(k)) is not None else d for k, d in EARLY_STOP_DEFAULTS.items()}
+    if isinstance(out["probe_every"], bool) or not isinstance(out["probe_every"], int) \
+            or out["probe_every"] < 1:
+        raise ValueError(f"--probe-every must be >= 1 with --early-stop, got {out['probe_every']}")
+    return out
 
 
 #: retrieval tasks train on lengths 8, 16, ..., n by default (``--mix-min-n 0``: only n)

@@ -175,7 +175,7 @@ def options(r: dict, lr: float | None = None) -> dict:
          "weight_decay": 0.01, "grad_clip": 1.0, "seed": r["seed"], "log_every": 50,
          "eval_every": 10 ** 9, "eval_batches": 2, "ckpt_every": 200,
          "early_stop": r.get("early_stop", False), "probe_every": r.get("probe_every"),
-         "patience": r.get("patience")}
+         "patience": r.get("patience"), "early_stop_lenient": True}
     o = fill_schedule_defaults(o)
     o["eval_every"] = o["steps"]
     return o
@@ -198,6 +198,10 @@ def validate(runs: list[dict], where: str, lrs: dict | None = None) -> None:
 
     from rnngap.learned.data import TEST, TRAIN, make_batch
     from rnngap.models.lm import LM
+    if any(r.get("probe_every") is not None or r.get("patience") is not None for r in runs) \
+            and not any(r.get("early_stop") for r in runs):
+        raise GridError(f"{where}: probe_every and patience need early_stop = true (in at least "
+                        "one run; runs with early_stop = false ignore them)")
     seen: set = set()
     for r in runs:
         try:
@@ -255,6 +259,10 @@ def run_one(r: dict, out: str, lr: float | None = None, max_minutes: float | Non
         "batch_size")}, "lr": lr or r.get("lr"), "accuracy_generation": None,
         "accuracy_teacher_forced": None, "retrievals_executed": None}
     try:
+        if lr is None and r.get("lr") is None and (rd / ck.CKPT).exists():
+            # a run that takes the default lr keeps the one it started with: a default changed
+            # since (e.g. by a new sweep result) must not make its resume a "changed setting"
+            lr = ck.read_run_config(rd)["train"]["lr"]
         model, data, tc = build(r, lr)
         if samples is not None:
             from dataclasses import replace

@@ -125,33 +125,50 @@ class EarlyStop:
 
     def __init__(self, tc: TrainConfig) -> None:
         self.tc = tc
-        self.best = -1.0
-        self.best_step = 0
-        self.perfect = 0
+        self.best = -1.0        # the highest probe accuracy so far
+        self.base = -1.0        # the plateau baseline: the last accuracy that counted as a rise
+        self.best_step = 0      # the step of that rise
+        self.perfect = 0        # perfect probes in a row
 
     def update(self, step: int, acc: float) -> str | None:
-        """Record the probe at ``step``; the reason to stop now (``solved``/``plateau``) or None."""
+        """Record the probe at ``step``; the reason to stop now (``solved``/``plateau``) or None.
+        A rise is min_delta above the baseline, or a first perfect probe (nothing is left to
+        rise to, so a perfect probe never counts as a plateau)."""
         self.perfect = self.perfect + 1 if acc >= 1.0 else 0
-        if acc >= self.best + self.tc.min_delta or self.best < 0:
-            self.best, self.best_step = acc, step
+        if self.base < 0 or acc >= self.base + self.tc.min_delta or (acc >= 1.0 > self.base):
+            self.base, self.best_step = acc, step
+        self.best = max(self.best, acc)
         if self.perfect >= self.tc.solved_probes:
             return "solved"
-        if self.tc.patience and step - self.best_step >= self.tc.patience:
+        if self.tc.patience and self.perfect == 0 and step - self.best_step >= self.tc.patience:
             return "plateau"
         return None
+
+    def state(self) -> dict:
+        return {"best": self.best, "base": self.base, "best_step": self.best_step,
+                "perfect": self.perfect}
+
+    def load(self, st: dict) -> None:
+        self.best, self.base = float(st["best"]), float(st["base"])
+        self.best_step, self.perfect = int(st["best_step"]), int(st["perfect"])
 
 
 @torch.no_grad()
 def probe_accuracy(lm: LM, spec: DataSpec, tc: TrainConfig, device: torch.device,
                    index: int) -> float:
     """Teacher-forced all-correct accuracy on probe batch ``index`` (``tc.probe_samples``
-    fresh training-partition inputs at length n; stream PROBE)."""
+    fresh training-partition inputs at length n; stream PROBE), scored in chunks of the
+    training batch size (the memory checked before training covers a training batch)."""
     lm.eval()
-    x, y, m = (t.to(device) for t in to_training(make_batch(spec, tc.probe_samples, tc.seed,
-                                                              index, PROBE)))
-    _, _, allok = masked_loss(lm(x), y, m)
+    x, y, m = to_training(make_batch(spec, tc.probe_samples, tc.seed, index, PROBE))
+    ok = 0
+    for i in range(0, x.shape[0], tc.batch_size):
+        _, _, allok = masked_loss(lm(x[i:i + tc.batch_size].to(device)),
+                                  y[i:i + tc.batch_size].to(device),
+                                  m[i:i + tc.batch_size].to(device))
+        ok += int(allok.sum())
     lm.train()
-    return float(allok.float().mean())
+    return ok / x.shape[0]
 
 
 def lr_at(step: int, tc: TrainConfig) -> float:
@@ -415,7 +432,9 @@ def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: Trai
         stopped = meta.get("stopped_early")
         if rank == 0:
             ck.truncate_metrics(run, step)
-        if early is not None:   # the stopping state is a function of the logged probes
+        if early is not None and "early_stop_state" in meta:   # saved with the checkpoint
+            early.load(meta["early_stop_state"])
+        elif early is not None:   # older checkpoints: replay the logged probes
             for rec in ck.read_metrics(run):
                 if rec.get("kind") == "probe" and rec["step"] <= step:
                     early.update(rec["step"], rec["sample_acc"])
@@ -446,6 +465,8 @@ def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: Trai
             extra = {"device": str(dev), "world": world}
             if stopped is not None:
                 extra["stopped_early"] = stopped
+            if early is not None:
+                extra["early_stop_state"] = early.state()
             ck.save_checkpoint(run, lm, opt, step, cfg, extra)
 
     lm.train()
@@ -486,8 +507,12 @@ def _train_loop(run: Path, lm: LM, model_cfg: LMConfig, data: DataSpec, tc: Trai
                 ev = teacher_forced_eval(lm, data, tc, dev, tc.eval_batches)
                 emit({"step": step, "kind": "eval", **ev})
             if early is not None and step % tc.probe_every == 0 and step < tc.steps:
-                # every rank scores the same probe with the same weights: the same decision
                 acc = probe_accuracy(lm, data, tc, dev, step // tc.probe_every)
+                if world > 1:   # rank 0's score decides for every rank (kernels may differ)
+                    import torch.distributed as dist
+                    t = torch.tensor([acc], dtype=torch.float64, device=dev)
+                    dist.broadcast(t, 0)
+                    acc = float(t.item())
                 emit({"step": step, "kind": "probe", "sample_acc": acc})
                 reason = early.update(step, acc)
                 if reason is not None:

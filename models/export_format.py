@@ -46,9 +46,13 @@ TRANSFORMER: dict[str, Any] = {
 ROUNDING: dict[str, Any] = {
     "rule": "r(x): float64 significand rounded to precision_bits bits, round to nearest, ties "
             "to even; float64 exponent range",
-    "where": "once after every element-wise op, exp, division and every reduction (matmul, "
-             "dot product, sum: accumulated in float64 in any order, then rounded); max, "
-             "comparisons and ReLU exact",
+    "where": "once after every element-wise op, exp, sigmoid, division and every reduction "
+             "(matmul, dot product, sum: accumulated in float64 in any order, then rounded); a "
+             "linear map with a bias is ONE reduction: r(x W^T + b), the bias accumulated with "
+             "the products; max, comparisons and ReLU exact",
+    "linear_rnn": "the conv sum with its bias is one reduction r(sum_k w_k u_{t-k} + b); "
+                  "B @ v_t is one reduction; each scan step is r(r(a_t * h_{t-1}) + Bv_t); the "
+                  "read-out C @ h_t + D @ v_t is ONE reduction r([C D] @ [h_t; v_t])",
     "softmax": "d = r(s - max s), e = r(exp(d)), Z = r(sum e), a = r(e / Z)",
 }
 
@@ -75,8 +79,12 @@ LM: dict[str, Any] = {
              "padding]); dt, B, C = x_proj(x).split(dt_rank, d_state, d_state); Delta = "
              "softplus(dt_proj(dt)); A = -exp(A_log); h_t = exp(Delta_t A) h_{t-1} + Delta_t "
              "B_t x_t; y_t = <h_t, C_t> + D x_t; out = out_proj(y * silu(z)); final norm_f",
-    "hybrid": "Mamba blocks with ONE Transformer block (rmsnorm, rope, swiglu, no bias) at "
-              "attn_position (null: on top)",
+    "hybrid": "attn_position p (null: n_layers) Mamba blocks, then ONE Transformer block "
+              "(pre-norm rmsnorm, rope, swiglu, no bias, no final norm of its own), then the "
+              "other Mamba blocks, then norm_f; when p = n_layers (attention on top) norm_f "
+              "comes BEFORE the attention block and nothing follows it",
+    "mamba_conv": "torch Conv1d weight (d_inner, 1, d_conv): output t = sum_k w[:, 0, k] * "
+                  "x_{t-d_conv+1+k} + bias (the LAST tap multiplies x_t; left zero padding)",
 }
 
 

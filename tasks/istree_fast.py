@@ -28,7 +28,7 @@ try:  # optional dependency
         raise ImportError("disabled by RNNGAP_NO_NUMBA=1")
     from numba import njit
     AVAILABLE = True
-except ImportError:  # pragma: no cover - exercised where numba is absent
+except Exception:  # noqa: BLE001 -- absent, disabled, or a numba/llvmlite that fails to load
     AVAILABLE = False
 
     def njit(*args, **kwargs):  # type: ignore[no-redef]
@@ -217,6 +217,16 @@ def _batch(n, edges, head, labels, retrieval):
 
 
 def cot_batch(n: int, edges: np.ndarray, head: np.ndarray, labels: np.ndarray, fmt: str):
-    """(tokens, loss_mask, retrieved_mask) for ``fmt`` in (cot, retrieval); see :func:`_batch`."""
+    """(tokens, loss_mask, retrieved_mask) for ``fmt`` in (cot, retrieval); see :func:`_batch`.
+    ValueError for arrays the kernels cannot take safely (numba does no bounds checks): edges
+    (B, m, 2) with vertex ids in [0, n), head (B, P), labels (B,)."""
+    edges = np.asarray(edges)
+    if fmt not in ("cot", "retrieval"):
+        raise ValueError(f"fmt must be cot or retrieval, got {fmt!r}")
+    if edges.ndim != 3 or edges.shape[2] != 2 or len(head) != len(edges) \
+            or len(labels) != len(edges) or np.ndim(head) != 2:
+        raise ValueError("expected edges (B, m, 2), head (B, P) and labels (B,)")
+    if edges.size and (edges.min() < 0 or edges.max() >= n):
+        raise ValueError(f"vertex ids must lie in [0, {n})")
     return _batch(n, np.ascontiguousarray(edges, np.int64), np.ascontiguousarray(head, np.int64),
                   np.ascontiguousarray(labels, np.bool_), fmt == "retrieval")

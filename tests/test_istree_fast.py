@@ -55,10 +55,26 @@ def test_sampled_graphs_match_the_reference(fmt: str, family: str) -> None:
         _check(n, [np.asarray(e, np.int64) for e in edges], fmt)
 
 
-def test_training_batches_use_it_and_are_unchanged(monkeypatch) -> None:
-    spec = DataSpec("istree", 16, "retrieval")
+@pytest.mark.parametrize("fmt", ["cot", "retrieval"])
+def test_training_batches_use_it_and_are_unchanged(monkeypatch, fmt: str) -> None:
+    spec = DataSpec("istree", 16, fmt)
+    calls = []
+    real = istree_fast.cot_batch
+    monkeypatch.setattr(istree_fast, "cot_batch", lambda *a: calls.append(a[-1]) or real(*a))
     fast = make_batch(spec, 32, 0, 3)
+    assert calls == [fmt]                      # the compiled path was taken
     monkeypatch.setattr(istree_fast, "AVAILABLE", False)
     slow = make_batch(spec, 32, 0, 3)
+    assert calls == [fmt]                      # ... and not here
     for k in ("tokens", "loss_mask", "retrieved_mask", "prompt_len", "labels"):
         assert np.array_equal(getattr(fast, k), getattr(slow, k)), k
+
+
+def test_bad_arrays_are_refused() -> None:
+    head = np.zeros((1, 5), np.int64)
+    with pytest.raises(ValueError, match="vertex ids"):
+        istree_fast.cot_batch(4, np.array([[[5, 0], [1, 0], [2, 0]]]), head, np.ones(1), "cot")
+    with pytest.raises(ValueError, match="expected edges"):
+        istree_fast.cot_batch(4, np.zeros((1, 3)), head, np.ones(1), "cot")
+    with pytest.raises(ValueError, match="fmt"):
+        istree_fast.cot_batch(4, np.zeros((1, 3, 2), np.int64), head, np.ones(1), "plain")

@@ -72,10 +72,10 @@ def worker(spec: dict, runs: str, slot_q) -> dict:
     """Train + evaluate one run in this (fresh, single-threaded) process; returns its row."""
     import torch
     torch.set_num_threads(1)
-    from rnngap.commands.train import learned_max_len
     from rnngap.learned import checkpoint as ck
     from rnngap.learned.data import DataSpec, input_space_size
     from rnngap.learned.evaluate import evaluate, load_run
+    from rnngap.learned.setup import learned_max_len
     from rnngap.learned.train import TrainConfig, train
     from rnngap.models.lm import LMConfig
     from rnngap.verify.ceilings import implied_bits
@@ -150,8 +150,8 @@ def check_stored(spec: dict, row: dict) -> None:
 
 def validate(specs: list[dict]) -> None:
     """Build every run's task and model before anything starts: SystemExit(2), one line."""
-    from rnngap.commands.train import learned_max_len
     from rnngap.learned.data import DataSpec
+    from rnngap.learned.setup import learned_max_len
     from rnngap.models.lm import LMConfig
     for s in specs:
         try:
