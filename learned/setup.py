@@ -81,6 +81,10 @@ def early_stop_settings(o: dict, lenient: bool = False) -> dict:
     if isinstance(out["probe_every"], bool) or not isinstance(out["probe_every"], int) \
             or out["probe_every"] < 1:
         raise ValueError(f"--probe-every must be >= 1 with --early-stop, got {out['probe_every']}")
+    if isinstance(out["patience"], bool) or not isinstance(out["patience"], int) \
+            or out["patience"] < 0:
+        raise ValueError(f"--patience must be >= 0 (0: stop only when solved), got "
+                         f"{out['patience']}")
     return out
 
 
