@@ -35,11 +35,11 @@ of the built construction. See ``verify.every_n.index`` for the pattern.
 from __future__ import annotations
 
 import importlib
-import math
 import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Protocol
 
 #: the (task, model) pairs with range support -> "module:factory" (factory(**params) -> prover)
@@ -256,10 +256,8 @@ def verify_range(prover: Prover, n_min: int, n_max: int, cross_checks: int = 3,
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def exact_exp_upper(x) -> "Fraction":  # noqa: F821 (quoted: imported lazily)
+def exact_exp_upper(x) -> Fraction:
     """A rational upper bound of exp(x) for a rational x (mpmath interval arithmetic)."""
-    from fractions import Fraction
-
     import mpmath
 
     iv = mpmath.iv
@@ -272,10 +270,8 @@ def exact_exp_upper(x) -> "Fraction":  # noqa: F821 (quoted: imported lazily)
     return Fraction(num + 1) * Fraction(2) ** (int(e) - 96)
 
 
-def gamma_exact(m: int) -> "Fraction":  # noqa: F821
+def gamma_exact(m: int) -> Fraction:
     """Higham's gamma_m = m u / (1 - m u), u = 2^-53, as an exact rational."""
-    from fractions import Fraction
-
     u = Fraction(1, 2 ** 53)
     if m * u >= 1:
         raise ValueError(f"gamma_{m} is undefined (m u >= 1)")
