@@ -183,9 +183,118 @@ def task_options(f):
                      default="transformer", show_default=True,
                      help="Which construction: the Transformer (Thm 4.6) or the hybrid linear "
                           "RNN + one attention layer (Def 5.5, Thm 5.6).")(f)
-    f = click.option("--n", "n", required=True, type=click.IntRange(min=1, max=MAX_N),
-                     help="Number of data tokens.")(f)
+    f = range_options(f)
+    f = click.option("--n", "n", type=click.IntRange(min=1, max=MAX_N),
+                     help="Number of data tokens (or give a range with --n-max).")(f)
     return f
+
+
+def range_options(f):
+    """--n-min/--n-max and the cross-check controls of the range verdict (issue 17)."""
+    f = click.option("--cross-checks", default=3, show_default=True, type=click.IntRange(0, 20),
+                     help="Range mode: n per block run through today's per-n verifier (both "
+                          "ends, then random interior n); 0 turns the cross-checks off.")(f)
+    f = click.option("--cross-check-max-n", default=1024, show_default=True,
+                     type=click.IntRange(min=1, max=MAX_N),
+                     help="Range mode: skip per-n cross-checks above this n (the per-n "
+                          "verifier takes seconds to minutes at large n); the verdict names "
+                          "the blocks left unchecked.")(f)
+    f = click.option("--n-min", type=click.IntRange(min=1),
+                     help="Range mode: smallest n (default: the task's smallest).")(f)
+    f = click.option("--n-max", type=click.IntRange(min=1),
+                     help="Range mode: prove the construction for EVERY n in [--n-min, "
+                          "--n-max] at each n's claimed precision, by blocks of constant "
+                          "p(n) with lemmas quantified over n (see README).")(f)
+    return f
+
+
+def check_mode(n, n_min, n_max, precision=None, search=False, plot=None) -> bool:
+    """True for range mode; usage errors for mixed or missing modes."""
+    if n_max is None:
+        if n_min is not None:
+            raise click.UsageError("--n-min needs --n-max (range mode)")
+        if n is None:
+            raise click.UsageError("give --n N (one n) or --n-max N (every n up to N)")
+        return False
+    if n is not None:
+        raise click.UsageError("give either --n (one n) or --n-min/--n-max (a range), not both")
+    for given, opt in ((precision is not None, "--precision"), (search, "--search-precision"),
+                       (plot is not None, "--plot")):
+        if given:
+            raise click.UsageError(f"{opt} applies to one n, not to a range (the range "
+                                   "verdict uses each n's claimed precision)")
+    return True
+
+
+def run_range(name: str, model: str, n_min: int | None, n_max: int, params: dict,
+              cross_checks: int, cross_check_max_n: int, samples: int, seed: int) -> dict:
+    """The range verdict of (task, model) over [n_min, n_max] (``verify.every_n``)."""
+    from tqdm import tqdm
+
+    from rnngap.verify.every_n import RangeError, prover_for, verify_range
+    try:
+        prover = prover_for(name, model, **params)
+        lo = prover.n_min if n_min is None else n_min
+        return verify_range(prover, lo, n_max, cross_checks=cross_checks,
+                            cross_check_max_n=cross_check_max_n, samples=samples, seed=seed,
+                            progress=lambda it: tqdm(it, desc=f"{name} ({model}) blocks",
+                                                     unit="block", disable=None, leave=False))
+    except RangeError as e:
+        raise click.UsageError(str(e)) from None
+
+
+def render_range(v: dict) -> str:
+    """The human-readable range verdict: one row per block."""
+    rows = []
+    for b in v["blocks"]:
+        proved = sum(1 for x in b["lemmas"] if x["result"] == "proved")
+        cc = b["cross_checks"]
+        rows.append({"n_lo": b["n_lo"], "n_hi": b["n_hi"], "p": b["precision_bits"],
+                     "scalars": " ".join(f"{k}={v_:g}" if isinstance(v_, float) else
+                                         f"{k}={v_}" for k, v_ in b["scalars"].items()),
+                     "lemmas": f"{proved}/{len(b['lemmas'])}",
+                     "per-n checked": (", ".join(str(c["n"]) + ("" if c["agrees"] else "!")
+                                                 for c in cc) or "-"),
+                     "verdict": "proved" if b["verified"] else
+                     f"FAILS at n={b['first_failing_n']}"})
+    head = (f"{v['task']} ({v['model']}) for every n in [{v['n_min']}, {v['n_max']}]: "
+            f"{len(rows)} blocks")
+    lines = [head, table(rows, list(rows[0])), v["meaning"]]
+    if rows:
+        first = v["blocks"][-1]
+        lines.append("lemmas of each block (the last one shown): " + "; ".join(
+            f"[{x['result']}] {x['name']}" for x in first["lemmas"]))
+    t = (f"proof {v['proof_seconds']} s, block scan {v['block_seconds']} s, per-n cross-checks "
+         f"{v['cross_check_seconds']} s")
+    if v["verified"]:
+        lines.append(f"VERIFIED for every n in [{v['n_min']}, {v['n_max']}] ({t})")
+    else:
+        lines.append(f"NOT VERIFIED: {v['failure']} ({t})")
+        for b in v["blocks"]:
+            at = b.get("at_first_failing_n")
+            if at:
+                lines.append(f"  per-n verifier at n={b['first_failing_n']}: "
+                             + ("verified (the range proof is weaker there)" if
+                                at["per_n_verified"] else f"fails: {at['failure']}; "
+                                + _witness_line(at.get("witness"))))
+    return "\n".join(lines)
+
+
+def _witness_line(w) -> str:
+    from rnngap.verify.index import summarize_witness
+    return summarize_witness(w)
+
+
+def finish_range(verdicts: list[dict], as_json: bool, single: bool) -> None:
+    if as_json:
+        dump_json(verdicts[0] if single else verdicts)
+    else:
+        click.echo("\n\n".join(render_range(v) for v in verdicts))
+    failed = [v for v in verdicts if not v["verified"]]
+    if failed:
+        click.echo(f"Error: not verified for every n: {failed[0]['task']}: "
+                   f"{failed[0]['failure']}", err=True)
+        sys.exit(1)
 
 
 def finish(verdicts: list[dict], as_json: bool, single: bool) -> None:
@@ -228,8 +337,14 @@ def maybe_plot(path: str | None, names: list[str], n_max: int, verdicts: list[di
 
 
 def _command(name: str, extra: Callable | None = None):
-    def cmd(n, alphabet, model, precision, search_precision, as_json, plot, samples, seed,
-            overwrite, c=None, exact=False):
+    def cmd(n, n_max, n_min, cross_check_max_n, cross_checks, alphabet, model, precision,
+            search_precision, as_json, plot, samples, seed, overwrite, c=None, exact=False):
+        if check_mode(n, n_min, n_max, precision, search_precision, plot):
+            params = {"alphabet": alphabet, "c": c, "exact": exact}
+            v = run_range(name, model, n_min, n_max, params, cross_checks, cross_check_max_n,
+                          samples, seed)
+            finish_range([v], as_json, single=True)
+            return
         if plot:
             check_out_file(plot, overwrite)
         task = make_task(name, n, alphabet, c, exact)
@@ -259,8 +374,9 @@ for _name in CARDS:
 
 
 @click.command(name="all")
-@click.option("--n", "n", required=True, type=click.IntRange(min=2, max=MAX_N),
-              help="Number of data tokens (AR needs it even).")
+@click.option("--n", "n", type=click.IntRange(min=2, max=MAX_N),
+              help="Number of data tokens (AR needs it even); or a range with --n-max.")
+@range_options
 @click.option("--c", "c", type=int, default=2, show_default=True, help="Gram length for cgram.")
 @click.option("--precision", type=int, help="Mantissa bits (default: each claimed p(n)).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per task.")
@@ -272,8 +388,16 @@ for _name in CARDS:
               show_default=True, help="Transformer (Thm 4.6) or hybrid (Def 5.5) constructions.")
 @max_memory_option
 @overwrite_option
-def verify_all(n, c, precision, as_json, plot, samples, seed, model, overwrite):
-    """All four retrieval tasks at length n: one row each; exit 0 only if all verify."""
+def verify_all(n, n_max, n_min, cross_check_max_n, cross_checks, c, precision, as_json, plot,
+               samples, seed, model, overwrite):
+    """All four retrieval tasks at length n (or every n of a range): one row each; exit 0 only
+    if all verify."""
+    if check_mode(n, n_min, n_max, precision, False, plot):
+        verdicts = [run_range(name, model, n_min, n_max, {"c": c if name == "cgram" else None},
+                              cross_checks, cross_check_max_n, samples, seed)
+                    for name in CARDS]
+        finish_range(verdicts, as_json, single=False)
+        return
     if plot:
         check_out_file(plot, overwrite)
     tasks = {name: make_task(name, n, None, c if name == "cgram" else None, False)
