@@ -227,14 +227,25 @@ def check_mode(n, n_min, n_max, precision=None, search=False, plot=None) -> bool
 
 
 def run_range(name: str, model: str, n_min: int | None, n_max: int, params: dict,
-              cross_checks: int, cross_check_max_n: int, samples: int, seed: int) -> dict:
-    """The range verdict of (task, model) over [n_min, n_max] (``verify.every_n``)."""
+              cross_checks: int, cross_check_max_n: int, samples: int, seed: int,
+              clip: bool = False) -> dict:
+    """The range verdict of (task, model) over [n_min, n_max] (``verify.every_n``); with
+    ``clip`` (``verify all``) a task whose lemmas stop below n_max is verified up to its limit
+    and the verdict says so (``n_max_requested``, ``meaning``)."""
     from tqdm import tqdm
 
     from rnngap.verify.every_n import RangeError, prover_for, verify_range
     try:
         prover = prover_for(name, model, **params)
         lo = prover.n_min if n_min is None else n_min
+        if clip and n_max > prover.n_limit:
+            v = run_range(name, model, n_min, prover.n_limit, params, cross_checks,
+                          cross_check_max_n, samples, seed)
+            v["n_max_requested"] = n_max
+            v["meaning"] += (f"; CLIPPED: the range stops at n = {prover.n_limit} (requested "
+                             f"{n_max}), beyond which the claimed precision exceeds what the "
+                             "p-bit machine emulates or the lemmas' float64 conditions fail")
+            return v
         return verify_range(prover, lo, n_max, cross_checks=cross_checks,
                             cross_check_max_n=cross_check_max_n, samples=samples, seed=seed,
                             progress=lambda it: tqdm(it, desc=f"{name} ({model}) blocks",
@@ -258,7 +269,9 @@ def render_range(v: dict) -> str:
                      "verdict": "proved" if b["verified"] else
                      f"FAILS at n={b['first_failing_n']}"})
     head = (f"{v['task']} ({v['model']}) for every n in [{v['n_min']}, {v['n_max']}]: "
-            f"{len(rows)} blocks")
+            f"{len(rows)} blocks" + (f" (CLIPPED from --n-max {v['n_max_requested']}: beyond "
+                                     "this the lemmas do not hold as stated)"
+                                     if "n_max_requested" in v else ""))
     lines = [head, table(rows, list(rows[0])), v["meaning"]]
     if rows:
         first = v["blocks"][-1]
@@ -288,8 +301,24 @@ def _witness_line(w) -> str:
 def finish_range(verdicts: list[dict], as_json: bool, single: bool) -> None:
     if as_json:
         dump_json(verdicts[0] if single else verdicts)
+    elif single:
+        click.echo(render_range(verdicts[0]))
     else:
-        click.echo("\n\n".join(render_range(v) for v in verdicts))
+        rows = [{"task": v["task"], "model": v["model"],
+                 "n range": f"[{v['n_min']}, {v['n_max']}]"
+                 + (f" (clipped from {v['n_max_requested']})" if "n_max_requested" in v else ""),
+                 "blocks": len(v["blocks"]),
+                 "lemmas": sum(len(b["lemmas"]) for b in v["blocks"]),
+                 "per-n checks": sum(len(b["cross_checks"]) for b in v["blocks"]),
+                 "verdict": "VERIFIED" if v["verified"] else
+                 f"FAILS at n={v['first_failing_n']}",
+                 "proof s": v["proof_seconds"], "total s": v["seconds"]} for v in verdicts]
+        click.echo(table(rows, list(rows[0])))
+        click.echo("each row: every n of its range at its claimed p(n), by blocks of constant "
+                   "p(n) and scalars (rnngap verify TASK --n-max N shows one task's blocks)")
+        for v in verdicts:
+            if "n_max_requested" in v:
+                click.echo(f"{v['task']}: {v['meaning'].split('; ')[-1]}")
     failed = [v for v in verdicts if not v["verified"]]
     if failed:
         click.echo(f"Error: not verified for every n: {failed[0]['task']}: "
@@ -394,7 +423,7 @@ def verify_all(n, n_max, n_min, cross_check_max_n, cross_checks, c, precision, a
     if all verify."""
     if check_mode(n, n_min, n_max, precision, False, plot):
         verdicts = [run_range(name, model, n_min, n_max, {"c": c if name == "cgram" else None},
-                              cross_checks, cross_check_max_n, samples, seed)
+                              cross_checks, cross_check_max_n, samples, seed, clip=True)
                     for name in CARDS]
         finish_range(verdicts, as_json, single=False)
         return

@@ -215,11 +215,17 @@ def verify_range(prover: Prover, n_min: int, n_max: int, cross_checks: int = 3,
         row["cross_checks"] = [cross_check(prover, b, n, ok, samples, seed)
                                for n in ns if n <= cross_check_max_n]
         row["cross_checks_skipped"] = [n for n in ns if n > cross_check_max_n]
-        if not ok and row["first_failing_n"] is not None:
-            v = prover.per_n(row["first_failing_n"], samples, seed)
+        f = row["first_failing_n"]
+        if not ok and f is not None and f <= cross_check_max_n:
+            v = prover.per_n(f, samples, seed)
             row["at_first_failing_n"] = {"per_n_verified": bool(v["verified"]),
                                          "failure": v.get("failure"),
                                          "witness": v.get("witness")}
+        elif not ok and f is not None:
+            row["at_first_failing_n"] = {"per_n_verified": None, "failure": None,
+                                         "witness": None, "note": f"per-n verifier not run at "
+                                         f"n = {f} (above --cross-check-max-n "
+                                         f"{cross_check_max_n})"}
         t_cross += time.perf_counter() - t2
         rows.append(row)
     failing = [r for r in rows if not r["verified"]]
