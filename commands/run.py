@@ -208,7 +208,7 @@ def _run_decoder(method: str, n: int, edges, source: str, quiet: bool, as_json: 
         from rnngap.verify import hybrid_istree_lrnn as V
 
         p, net, fmt = X.precision_for(n), X.model(n), "union-find CoT"
-        state = net.state_bits(p)
+        state = net.backbone.state_scalars() * p
     (got,), audit = V.run_batch(n, net, [edges], p)
     want = V.reference(n, edges)
     truth = T.is_tree(n, edges)
@@ -218,7 +218,7 @@ def _run_decoder(method: str, n: int, edges, source: str, quiet: bool, as_json: 
            "verdict": verdict, "truth": truth, "correct": verdict == truth,
            "reference_cot": got == want, "cot_tokens": len(got),
            "recurrent_state_bits": state,
-           "kv_cache_bits": V.kv_bits(n, len(prompt) + len(got) - 1, p), "precision_bits": p,
+           "kv_cache_bits": V.kv_bits(net, len(prompt) + len(got) - 1, p), "precision_bits": p,
            "attention_rows_not_one_hot": audit.not_one_hot,
            "non_integer_residuals": audit.non_integer, "edges": np.asarray(edges).tolist()}
     _report(out, T.render(prompt + got), quiet, as_json, [

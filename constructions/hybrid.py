@@ -66,90 +66,19 @@ u_t is nearest to F wins. Precision (``counting_precision``; the readout dominat
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import torch
 from torch import Tensor
 
 from rnngap.constructions import index as index_construction
+from rnngap.constructions.base import Construction
 from rnngap.constructions.counting import exact_readout_bits
-from rnngap.models.hybrid_lrnn import HybridLRNN, HybridLRNNConfig, build_model
+from rnngap.models.hybrid_lrnn import HybridLRNNConfig
 from rnngap.tasks.registry import CARDS
 
 BUILT = tuple(name for name, card in CARDS.items() if card.hybrid)
 BETA = 1024.0
 GRAM_PRECISION_FORMULA = ("ceil(log2(max(L, (V-1)^2, m*K^2, 2*W*K, W*m*K^2 + W + T*L))), "
                           "K = k-1, m = c-1 (AR: 1), W = L, T = 1 (AR: W = 1, T = 0)")
-
-
-@dataclass
-class HybridConstruction:
-    """Hand-set hybrid weights plus the facts the proof needs (mirrors ``Construction``)."""
-
-    task: str
-    n: int
-    task_params: dict
-    config: HybridLRNNConfig
-    state_dict: dict[str, Tensor]
-    precision_bits: int
-    precision_formula: str
-    channels: dict[str, int]
-    rnn_channels: list[str]
-    scalars: dict[str, float] = field(default_factory=dict)
-    notes: str = ""
-    taps: list[dict] = field(default_factory=list)
-
-    def export(self, out_dir: str) -> list[Path]:
-        """Write model.safetensors (float64) and config.json (architecture + facts)."""
-        from safetensors.torch import save_file
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict.items()},
-                  str(out / "model.safetensors"))
-        meta = {k: getattr(self, k) for k in ("task", "n", "task_params", "precision_bits",
-                                              "precision_formula", "channels", "rnn_channels",
-                                              "scalars", "notes", "taps")}
-        from rnngap.models.export_format import construction_header
-        (out / "config.json").write_text(json.dumps(
-            {**construction_header("hybrid_lrnn"), "architecture":
-             json.loads(self.config.to_json()), "construction": meta, "dtype": "float64",
-             "forward": "rnngap.models.hybrid_lrnn module docstring"}, indent=2))
-        return [out / "model.safetensors", out / "config.json"]
-
-    @classmethod
-    def load(cls, in_dir: str) -> HybridConstruction:
-        """Read what :meth:`export` wrote (ValueError on missing or malformed files)."""
-        from safetensors.torch import load_file
-
-        d = Path(in_dir)
-        try:
-            cfg = json.loads((d / "config.json").read_text())
-            sd = load_file(str(d / "model.safetensors"))
-            meta = cfg["construction"]
-            arch = HybridLRNNConfig.from_dict(cfg["architecture"])
-        except (OSError, KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{d}: not an exported hybrid construction ({e})") from None
-        for tap in meta.get("taps", []):
-            if "kernel" in tap:
-                tap["kernel"] = {int(k): v for k, v in tap["kernel"].items()}
-        return cls(config=arch, state_dict=sd, **meta)
-
-    def model(self) -> HybridLRNN:
-        """A float64 hybrid carrying exactly these weights."""
-        return build_model(self.config, self.state_dict)
-
-    def state_scalars(self) -> int:
-        return self.model().state_scalars()
-
-    def sizes(self) -> dict:
-        """Attention layers/heads, width and parameters (none of them grows with n)."""
-        c = self.config
-        return {"layers": 1, "rnn_layers": c.n_rnn_layers, "heads": c.n_heads,
-                "width": c.d_model, "d_head": c.d_head, "d_mlp": c.d_mlp,
-                "params": int(sum(v.numel() for v in self.state_dict.values()))}
 
 
 def _rnn_layer(prefix: str, d: int, read: dict[int, float], bias: float, write: int,
@@ -169,7 +98,7 @@ def _rnn_layer(prefix: str, d: int, read: dict[int, float], bias: float, write: 
             prefix + "C": C, prefix + "D": torch.zeros(d, 1, dtype=f64)}
 
 
-def build_index(task) -> HybridConstruction:
+def build_index(task) -> Construction:
     """The Index hybrid for ``task`` (an ``IndexTask``); see the module docstring."""
     tc = index_construction.build(task)
     ch = tc.channels
@@ -187,7 +116,7 @@ def build_index(task) -> HybridConstruction:
     sd["unembed.weight"] = tc.state_dict["unembed.weight"].clone()
     sd["unembed.bias"] = tc.state_dict["unembed.bias"].clone()
     sd = {k: v.to(torch.float64) for k, v in sd.items()}
-    return HybridConstruction(
+    return Construction(
         task="index", n=task.n, task_params=dict(tc.task_params), config=cfg, state_dict=sd,
         precision_bits=tc.precision_bits, precision_formula=tc.precision_formula,
         channels=dict(ch), rnn_channels=["POS", "POS2"], scalars=dict(tc.scalars),
@@ -219,7 +148,7 @@ def bits_for(bound: int) -> int:
     return max(2, (max(1, bound) - 1).bit_length())
 
 
-def build_gram(task_name: str, task) -> HybridConstruction:
+def build_gram(task_name: str, task) -> Construction:
     """The c-gram (``task_name == "cgram"``) or AR hybrid; see the module docstring."""
     f64 = torch.float64
     ar = task_name == "ar"
@@ -273,7 +202,7 @@ def build_gram(task_name: str, task) -> HybridConstruction:
                            attn_scale=1.0, bias=True)
     params = {"alphabet": k} if ar else {"c": task.c, "alphabet": k}
     p = bits_for(max(gram_bounds(L, m, k, vocab, W, T).values()))
-    return HybridConstruction(
+    return Construction(
         task=task_name, n=task.n, task_params=params, config=cfg, state_dict=sd,
         precision_bits=p, precision_formula=GRAM_PRECISION_FORMULA, channels=ch,
         rnn_channels=[c_ for c_ in ch if c_ not in ("TOK", "TOK2", "Y")],
@@ -343,7 +272,7 @@ COUNTING_FORMULA = "max(bits(2 (V-1)^2), bits(n+2), bitlength(n+3) + 3)"
 COUNTING_EXACT_FORMULA = "max(bits(2 (V-1)^2), bits(n+1), ceil(log2(6 (n+2)^2)) + 1)"
 
 
-def build_counting(task) -> HybridConstruction:
+def build_counting(task) -> Construction:
     """The Counting hybrid, threshold form or (``task.exact``) the exact-count form; see the
     module docstring."""
     f64 = torch.float64
@@ -373,7 +302,7 @@ def build_counting(task) -> HybridConstruction:
     cfg = HybridLRNNConfig(vocab_size=V, d_model=d, n_rnn_layers=1, d_inner=3, d_state=1,
                            conv_kernel=2, selective=False, n_heads=1, d_head=3, d_mlp=1,
                            attn_scale=1.0, bias=True)
-    return HybridConstruction(
+    return Construction(
         task="counting", n=task.n, task_params={"alphabet": task.k, "exact": exact},
         config=cfg, state_dict=sd, precision_bits=counting_precision(task.n, V, exact),
         precision_formula=COUNTING_EXACT_FORMULA if exact else COUNTING_FORMULA, channels=ch,
@@ -420,7 +349,7 @@ def counting_attention(ch: dict[str, int], V: int, exact: bool = False) -> dict[
     return sd
 
 
-def build(task_name: str, task) -> HybridConstruction:
+def build(task_name: str, task) -> Construction:
     """The hybrid construction for ``task_name``; ValueError for a task not built."""
     if task_name == "index":
         return build_index(task)

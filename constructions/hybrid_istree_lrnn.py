@@ -1,7 +1,7 @@
 """IsTree by a hybrid of Definition 5.5: LINEAR RNN layers, then ONE attention layer (C6).
 
 Wen, Dang, Lyu (ICLR 2025), Theorem 5.6: a constant-size hybrid linear RNN solves IsTree with
-O(n log n) CoT steps.  This module hand-sets a :class:`~rnngap.models.hybrid_lrnn.HybridLRNN`:
+O(n log n) CoT steps.  This module hand-sets a hybrid of ``models.hybrid_lrnn`` (run by ``models.lm.LM``):
 two :class:`~rnngap.models.linear_rnn.LinearRNN` layers (a = 1, no selection, integer weights)
 then one Transformer layer (9 softmax heads of width 8 and a ReLU MLP) and the unembedding.
 The linear layers provide, at every position, the features of the last ``K = 9`` tokens (the
@@ -40,6 +40,7 @@ import math
 import torch
 from torch import Tensor
 
+from rnngap.constructions.base import Construction
 from rnngap.constructions.exact_heads import (
     BETA,
     Audit,
@@ -51,7 +52,8 @@ from rnngap.constructions.exact_heads import (
     set_pointer,
 )
 from rnngap.models.arith import Arith
-from rnngap.models.hybrid_lrnn import HybridLRNN, HybridLRNNConfig, build_model
+from rnngap.models.hybrid_lrnn import HybridLRNNConfig, blank_state_dict
+from rnngap.models.lm import LM
 from rnngap.tasks import istree as T
 
 COMMA, LB, RB, SP, NL, UNK = 2, 0, 1, 8, 9, 10
@@ -218,8 +220,9 @@ def _rnn_layers(sd: dict) -> None:
     sd[p + "D"][C["POSM1SQ"], 2] = 1.0
 
 
-def build(n: int) -> tuple[HybridLRNNConfig, dict[str, Tensor]]:
-    """(config, state dict) of the IsTree_n hybrid (module docstring), float64 weights."""
+def build(n: int) -> Construction:
+    """The IsTree_n hybrid (module docstring): float64 weights with their facts (export to
+    safetensors + config.json, load back: ``constructions.base``)."""
     if n < 2:
         raise ValueError(f"IsTree needs n >= 2, got {n}")
     f64 = torch.float64
@@ -229,7 +232,7 @@ def build(n: int) -> tuple[HybridLRNNConfig, dict[str, Tensor]]:
                            d_state=d_state, conv_kernel=kernel, selective=False,
                            n_heads=N_HEADS, d_head=D_HEAD, d_mlp=D_MLP, attn_scale=1.0,
                            bias=True, layer_shapes=LAYER_SHAPES)
-    sd = {k: torch.zeros_like(v, dtype=f64) for k, v in HybridLRNN(cfg).state_dict().items()}
+    sd = blank_state_dict(cfg)
     emb = sd["embed.weight"]
     for t in range(V):
         v = T.token_vertex(t)
@@ -260,16 +263,7 @@ def build(n: int) -> tuple[HybridLRNNConfig, dict[str, Tensor]]:
     b_u[verts] = -vv * vv - g
     for ch, tok in OUT_TOKENS.items():
         w_u[tok, C[ch]], b_u[tok] = g, -g
-    return cfg, sd
-
-
-def construction(n: int):
-    """The weights with their facts as a :class:`~rnngap.constructions.hybrid.
-    HybridConstruction` (export to safetensors + config.json, load back)."""
-    from rnngap.constructions.hybrid import HybridConstruction
-
-    cfg, sd = build(n)
-    return HybridConstruction(
+    return Construction(
         task="istree", n=n, task_params={"format": "union-find cot", "method": "hybrid"},
         config=cfg, state_dict=sd, precision_bits=precision_for(n),
         precision_formula=PRECISION_FORMULA, channels=dict(C), rnn_channels=list(RNN_CH),
@@ -278,27 +272,20 @@ def construction(n: int):
               "layer (9 heads) + MLP; writes the union-find CoT of reference_cot")
 
 
-def model(n: int) -> HybridLRNN:
-    """A float64 :class:`HybridLRNN` carrying the construction's weights."""
-    return build_model(*build(n))
+def model(n: int) -> LM:
+    """The float64 network (an ``LM``) carrying the construction's weights."""
+    return build(n).model()
 
 
-def generate(net: HybridLRNN, prompts: Tensor, arith: Arith | None, max_new: int,
+def generate(net: LM, prompts: Tensor, arith: Arith | None, max_new: int,
              audit: Audit | None = None) -> list[list[int]]:
     """Greedy decoding of equal-length prompts (B, P) through the recurrent view of the linear
     layers (fixed-size state) and the attention layer's KV cache; see ``exact_heads``."""
     B = prompts.shape[0]
-    states = [layer.init_state(B) for layer in net.rnn]
-    cache: dict = {"k": None, "v": None, "capacity": prompts.shape[1] + max_new}
+    state = net.init_state(B, capacity=prompts.shape[1] + max_new)
 
     def step(tok: Tensor) -> Tensor:
-        x = net.embed(tok)
-        for layer, st in zip(net.rnn, states, strict=True):
-            x = layer.step(x, st, arith)
-        h = net.block(x[:, None], arith, cache=cache)
-        lin = net.unembed(h) if arith is None else arith.linear(h, net.unembed.weight,
-                                                                 net.unembed.bias)
-        return lin[:, -1].argmax(-1)
+        return net.step(tok, state, arith).argmax(-1)
 
     def prefill() -> Tensor:
         for j in range(prompts.shape[1]):
@@ -306,11 +293,9 @@ def generate(net: HybridLRNN, prompts: Tensor, arith: Arith | None, max_new: int
         return out
 
     def select(keep: Tensor) -> None:
-        for st in states:
-            st["h"], st["buf"] = st["h"][keep], st["buf"][keep]
-        cache["k"], cache["v"] = cache["k"][keep], cache["v"][keep]
+        net.backbone.select(state["inner"], keep)
 
-    with audited([net.block], [N_HEADS], audit), torch.no_grad():
+    with audited(net.backbone.attention_layers(), [N_HEADS], audit), torch.no_grad():
         return greedy_decode(prefill, step, select, B, max_new, (T.TRUE, T.FALSE))
 
 
@@ -346,6 +331,6 @@ def reference_cot(n: int, edges: object) -> list[int]:
     return out + [T.EOS, T.TRUE]
 
 
-__all__ = ["BETA", "CH", "PRECISION_FORMULA", "C", "build", "construction", "generate", "heads",
+__all__ = ["BETA", "CH", "PRECISION_FORMULA", "C", "build", "generate", "heads",
            "integer_bound", "logit_gap", "max_cot", "max_len", "model", "precision_for",
            "reference_cot"]

@@ -350,3 +350,12 @@ class Transformer(nn.Module):
     def predict(self, tokens: Tensor, arith: Arith | None = None) -> Tensor:
         """argmax of the final position's logits (lowest index on ties), shape (B,)."""
         return self.forward(tokens, arith, last_only=True)[:, -1, :].argmax(-1)
+
+    def state_scalars(self) -> int:
+        """Scalars carried between tokens besides the KV cache: none."""
+        return 0
+
+    def kv_scalars(self, context_len: int) -> int:
+        """Scalars of the KV caches after ``context_len`` positions: 2 * heads * d_head per
+        position and layer."""
+        return sum(2 * b.attn.n_heads * b.attn.d_head * context_len for b in self.blocks)

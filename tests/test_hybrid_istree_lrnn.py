@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from rnngap.cli import main
 from rnngap.constructions import hybrid_istree_lrnn as Hy
-from rnngap.models.hybrid_lrnn import HybridLRNN
+from rnngap.models.lm import LM
 from rnngap.tasks import istree as T
 from rnngap.verify import exact_istree as E
 from rnngap.verify import hybrid_istree_lrnn as V
@@ -40,19 +40,19 @@ def test_every_input_n5() -> None:
 def test_model_is_the_definition_5_5_hybrid() -> None:
     """Two linear layers (a = 1, no selection), then exactly one attention block."""
     net = Hy.model(8)
-    assert isinstance(net, HybridLRNN) and len(net.rnn) == 2
-    for layer in net.rnn:
+    assert isinstance(net, LM) and net.backbone.kinds == ["lrnn", "lrnn", "attention"]
+    for layer in (net.backbone.layer(0), net.backbone.layer(1)):
         assert layer.a_proj is None and torch.equal(layer.a, torch.ones_like(layer.a))
-    assert net.cfg.n_rnn_layers == 2 and net.cfg.selective is False
+    assert Hy.build(8).config.n_rnn_layers == 2 and Hy.build(8).config.selective is False
 
 
 def test_size_constant_state_constant_precision_logarithmic() -> None:
-    a, b = Hy.build(8)[0], Hy.build(512)[0]
+    a, b = Hy.build(8).config, Hy.build(512).config
     for k in ("d_model", "n_rnn_layers", "d_inner", "d_state", "conv_kernel", "n_heads",
               "d_head", "d_mlp", "layer_shapes"):
         assert getattr(a, k) == getattr(b, k)
-    assert Hy.model(8).state_scalars() == 2 + 8 * Hy.LAYER_SHAPES[0][0] + 1  # layer 2: no window
-    assert Hy.model(8).state_scalars() == Hy.model(64).state_scalars()
+    assert Hy.build(8).state_scalars() == 2 + 8 * Hy.LAYER_SHAPES[0][0] + 1  # layer 2: no window
+    assert Hy.build(8).state_scalars() == Hy.build(64).state_scalars()
     ps = [Hy.precision_for(n) for n in (16, 256, 1024)]
     assert ps[0] < ps[1] < ps[2] <= 52
 
@@ -93,8 +93,8 @@ def test_tampered_weights_fail() -> None:
     n = 4
     net = Hy.model(n)
     with torch.no_grad():
-        net.block.mlp.fc_in.bias.add_(torch.where(net.block.mlp.fc_in.bias == 1 - (2 * n + 4),
-                                                  5.0, 0.0))
+        bias = net.backbone.attention_layers()[0].mlp.fc_in.bias
+        bias.add_(torch.where(bias == 1 - (2 * n + 4), 5.0, 0.0))
     out = V.verify_hybrid_lrnn_istree(n, samples=0, model=net)
     assert not out["passed"]
     assert any(c["name"] == "weights-hand-set" and c["result"] == "FAILED"
@@ -106,7 +106,7 @@ def test_bos_certificate_and_precision_certificate() -> None:
     n = 5
     net = Hy.model(n)
     with torch.no_grad():
-        net.embed.weight[T.BOS, Hy.C["NUM"]] = 1.0
+        net.tok_embed.weight[T.BOS, Hy.C["NUM"]] = 1.0
     certs = {c["name"]: c for c in V.certificates(n, Hy.precision_for(n), net)}
     assert certs["bos-row-zero"]["result"] == "FAILED"
     certs = {c["name"]: c for c in V.certificates(64, 16)}
@@ -131,18 +131,17 @@ def test_cli_verify_and_run() -> None:
 
 
 def test_construct_export_and_reload_decode_the_same(tmp_path) -> None:
-    from rnngap.constructions.hybrid import HybridConstruction
-    from rnngap.models.hybrid_lrnn import build_model
+    from rnngap.constructions.base import load
 
     r = CliRunner().invoke(main, ["construct", "istree", "--model", "hybrid", "--n", "6",
                                   "--out", str(tmp_path / "h"), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["precision_bits"] == Hy.precision_for(6)
-    again = HybridConstruction.load(str(tmp_path / "h"))
+    again = load(tmp_path / "h")
     (edges,), _ = T.sample_graphs(6, 1, "random", seed=4)
     p = Hy.precision_for(6)
     a, _ = V.run_batch(6, Hy.model(6), [edges], p)
-    b, _ = V.run_batch(6, build_model(again.config, again.state_dict), [edges], p)
+    b, _ = V.run_batch(6, again.model(), [edges], p)
     assert a == b == [V.reference(6, edges)]
     r = CliRunner().invoke(main, ["construct", "istree", "--n", "1", "--out",
                                   str(tmp_path / "x")])
@@ -152,7 +151,7 @@ def test_construct_export_and_reload_decode_the_same(tmp_path) -> None:
 def test_layer_shapes_are_validated_and_round_trip() -> None:
     from rnngap.models.hybrid_lrnn import HybridLRNNConfig
 
-    cfg = Hy.build(4)[0]
+    cfg = Hy.build(4).config
     again = HybridLRNNConfig.from_dict(json.loads(cfg.to_json()))
     assert again.shapes() == cfg.shapes() == [tuple(s) for s in Hy.LAYER_SHAPES]
     for bad in ([[1, 1, 1]], [[1.9, 1, 1], [1, 1, 1]], [3, 1, 1], [[1, 1, 1], [0, 1, 1]]):

@@ -87,10 +87,10 @@ def _enumerate_rnn(hc, model, n: int, p: int, seed: int) -> tuple[torch.Tensor, 
     L = n + 1
     traces: list[dict] = []
     with torch.no_grad():
-        h = model.rnn_residual(torch.zeros(1, L, dtype=torch.long), arith, traces)[0]
+        h = model.residual(torch.zeros(1, L, dtype=torch.long), arith, traces)[0]
         rng = np.random.default_rng(seed)
         other = torch.from_numpy(rng.integers(0, hc.config.vocab_size, (1, L)))
-        h2 = model.rnn_residual(other, arith)[0]
+        h2 = model.residual(other, arith)[0]
     sd, ch = hc.state_dict, hc.channels
     rset = [ch[name] for name in hc.rnn_channels]
     ok_int, ok_sum = True, True
@@ -148,10 +148,11 @@ def _equivalent_transformer(hc, table: torch.Tensor) -> Construction:
 def _same_layer(hc, tc: Construction) -> bool:
     """The Transformer's layer and unembedding are the hybrid's, weight for weight."""
     a, b = hc.model(), tc.model()
-    pairs = [(a.block, b.blocks[0]), (a.unembed, b.unembed), (a.embed, b.embed)]
+    pairs = [(a.backbone.attention_layers()[0], b.blocks[0]), (a.lm_head, b.unembed),
+             (a.tok_embed, b.embed)]
     return all(set(x.state_dict()) == set(y.state_dict()) and
                all(torch.equal(x.state_dict()[k], y.state_dict()[k]) for k in x.state_dict())
-               for x, y in pairs) and tc.config.pos == "table" and a.cfg.attention_config(
+               for x, y in pairs) and tc.config.pos == "table" and hc.config.attention_config(
                ).pos == "none"
 
 
@@ -223,7 +224,7 @@ def _verify_index(task, precision: int | None, samples: int, seed: int, hc=None)
     witness = v.get("witness")
     if witness is None and failure is not None:
         witness = next((ch["first_failure"] for ch in checks if "first_failure" in ch), None)
-    scalars = model.state_scalars()
+    scalars = model.backbone.state_scalars()
     bound = index_lower_bound_bits(n, task.k)
     state = (f"recurrent state {scalars} scalars = {scalars * p} bits at p={p} vs Index lower "
              f"bound n*log2(k) = {bound:.6g} bits for any pure RNN")
@@ -264,7 +265,7 @@ def verify_hybrid(task_name: str, task, precision: int | None = None, samples: i
     """Verify the hybrid construction for ``task_name``; returns the verdict dict
     (``verify.verdict.KEYS`` plus ``recurrent_state_bits``). ValueError for tasks not built.
 
-    ``construction`` verifies given hybrid weights (a ``HybridConstruction``) instead of
+    ``construction`` verifies given hybrid weights (a hybrid ``Construction``) instead of
     building them."""
     if task_name == "index":
         return _json_safe(_verify_index(task, precision, samples, seed, construction))

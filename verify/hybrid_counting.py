@@ -134,8 +134,8 @@ def _readout_actual(model, hc, n: int, p: int, seed: int) -> dict:
     got = torch.empty(c.numel(), dtype=torch.long)
     with torch.no_grad():
         for s in range(0, c.numel(), 256):
-            got[s:s + 256] = arith.linear(h[s:s + 256], model.unembed.weight,
-                                          model.unembed.bias).argmax(-1)
+            got[s:s + 256] = arith.linear(h[s:s + 256], model.lm_head.weight,
+                                          model.lm_head.bias).argmax(-1)
     bad = torch.nonzero(got != c.long()).flatten()
     out = {"inputs": f"readout through the model's p-bit unembedding: {what} x all {V} tokens"
            + (" (exhaustive)" if counts.size == n + 1 else " (sampled)"),
@@ -187,8 +187,8 @@ def verify_counting_hybrid(task, precision: int | None = None, samples: int = 64
     rand = np.random.default_rng(seed).integers(0, V, (2, L))
     tr: list[dict] = []
     with torch.no_grad():
-        h0 = model.rnn_residual(torch.from_numpy(zeros), arith, tr)
-        h1 = model.rnn_residual(torch.from_numpy(rand), arith)
+        h0 = model.residual(torch.from_numpy(zeros), arith, tr)
+        h1 = model.residual(torch.from_numpy(rand), arith)
     ints = all(bool((x == torch.round(x)).all() and (x.abs() <= 2.0 ** p).all())
                for x in (tr[0]["u"], tr[0]["v"], tr[0]["h"]))
     d = hc.config.d_model
@@ -249,7 +249,7 @@ def verify_counting_hybrid(task, precision: int | None = None, samples: int = 64
     elif failure is not None and witness is None:
         failure += ("; no input tried went wrong: the conditions are sufficient, not "
                     "necessary")
-    scalars = model.state_scalars()
+    scalars = model.backbone.state_scalars()
     bound_task = "counting-exact" if exact_form else "counting"
     lb = _log2_big(bound_task, n, "query-last", task.k, 2)
     if lb is None:

@@ -120,8 +120,8 @@ def _enumerate(hc, model, p: int, seed: int, L: int) -> list[dict]:
     rand = rng.integers(0, hc.config.vocab_size, (2, L))
     tr: list[dict] = []
     with torch.no_grad():
-        h0 = model.rnn_residual(torch.from_numpy(zeros), arith, tr)
-        h1 = model.rnn_residual(torch.from_numpy(rand), arith)
+        h0 = model.residual(torch.from_numpy(zeros), arith, tr)
+        h1 = model.residual(torch.from_numpy(rand), arith)
     acts = [h0] + [tr[0][k] for k in ("u", "v", "h")]
     ints = all(bool((a == torch.round(a)).all() and (a.abs() <= 2.0 ** p).all()) for a in acts)
     want = "POS = j, PEN = [j < K]" if hc.task != "ar" else "PEN = [j odd]"
@@ -202,7 +202,7 @@ def verify_gram_hybrid(task_name: str, task, precision: int | None = None, sampl
                                  END_TO_END_EXHAUSTIVE)
     if failure is None and witness is not None:
         failure = f"end-to-end cross-check contradicts the proof (a bug): {witness}"
-    scalars = model.state_scalars()
+    scalars = model.backbone.state_scalars()
     c_ = task.c if task_name == "cgram" else 2
     lb = _log2_big(task_name, task.n, "query-last", k, c_)
     if lb is None:

@@ -29,7 +29,8 @@ import torch
 from rnngap.constructions import hybrid_istree_lrnn as Hy
 from rnngap.constructions.exact_heads import Audit
 from rnngap.models.arith import PBitArith
-from rnngap.models.hybrid_lrnn import HybridLRNN
+from rnngap.models.hybrid_lrnn import from_model_keys
+from rnngap.models.lm import LM
 from rnngap.tasks import istree as T
 from rnngap.verify import exact_istree as E
 
@@ -52,14 +53,14 @@ def bounds(n: int) -> dict[str, int]:
             "logits, partial sums 3 n^2 + 3 G": 3 * n * n + 3 * G}
 
 
-def certificates(n: int, p: int, model: HybridLRNN | None = None) -> list[dict]:
+def certificates(n: int, p: int, model: LM | None = None) -> list[dict]:
     """The certificates of part 1 for the model (default: the construction) at precision p."""
-    _, ref = Hy.build(n)
-    net = Hy.model(n) if model is None else model  # the network that is run
-    out = E.weight_certificates(ref, net.state_dict())
+    ref = Hy.build(n)
+    net = ref.model() if model is None else model  # the network that is run
+    out = E.weight_certificates(ref.state_dict, from_model_keys(ref.config, net.state_dict()))
     out += E.lemmas()
     with torch.no_grad():
-        h = net.rnn_residual(torch.tensor([[T.BOS]]), PBitArith(p))
+        h = net.residual(torch.tensor([[T.BOS]]), PBitArith(p))
     out.append(E.bos_certificate([h[0, 0]], Hy.C, E.sink_channels(Hy.heads(n))))
     return out + E.exactness_certificates(bounds(n), p)
 
@@ -72,7 +73,7 @@ def reference(n: int, edges: np.ndarray) -> list[int]:
     return cot
 
 
-def run_batch(n: int, net: HybridLRNN, edges: list[np.ndarray], p: int
+def run_batch(n: int, net: LM, edges: list[np.ndarray], p: int
               ) -> tuple[list[list[int]], Audit]:
     """Decode a batch of graphs at p bits with the audit on."""
     audit = Audit()
@@ -85,13 +86,14 @@ def default_net(n: int):
     return Hy.model(n)
 
 
-def kv_bits(n: int, positions: int, p: int) -> int:
-    """Bits of the attention layer's KV cache after ``positions`` positions."""
-    return positions * Hy.N_HEADS * 2 * Hy.D_HEAD * p
+def kv_bits(net: LM, positions: int, p: int) -> int:
+    """Bits of the attention layer's KV cache after ``positions`` positions (as the model
+    reports it)."""
+    return net.kv_scalars(positions) * p
 
 
 def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: str = "auto",
-                              precision: int | None = None, model: HybridLRNN | None = None,
+                              precision: int | None = None, model: LM | None = None,
                               progress: Callable[[int], None] | None = None,
                               jobs: int = 1) -> dict:
     """Check the hybrid at size n; the verdict has the keys of
@@ -110,12 +112,13 @@ def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: 
                       progress, jobs,
                       functools.partial(E.decode_worker, __name__, n, p, E.fingerprint(net))
                       if model is None and jobs > 1 else None)
-    state = net.state_bits(p)
+    scalars = net.backbone.state_scalars()
+    state = scalars * p
     end = 3 * n - 1 + max(plan["max_cot"] - 1, 0)
-    cfg = net.cfg
+    cfg = Hy.build(n).config
     return E.verdict("hybrid", n, plan, certs, p, Hy.PRECISION_FORMULA, {
         "peak_state_bits": state, "declared_state_bits": state, "recurrent_state_bits": state,
-        "state_scalars": net.state_scalars(), "retrievals": 0, "kv_bits": kv_bits(n, end, p),
+        "state_scalars": scalars, "retrievals": 0, "kv_bits": kv_bits(net, end, p),
         "sizes": {"rnn_layers": cfg.n_rnn_layers, "attention_layers": 1,
                   "heads": cfg.n_heads, "width": cfg.d_model, "d_head": cfg.d_head,
                   "d_mlp": cfg.d_mlp,

@@ -121,10 +121,11 @@ def default_net(n: int):
     return X.build(n).model()
 
 
-def kv_bits(n: int, positions: int, p: int) -> int:
+def kv_bits(net: Transformer, positions: int, p: int) -> int:
     """Bits of the KV cache after ``positions`` positions: layers x heads x 2 d_head numbers
-    of p bits per position (what the decoder holds; it grows with the input)."""
-    return positions * X.N_LAYERS * X.N_HEADS * 2 * X.D_HEAD * p
+    of p bits per position (what the decoder holds; it grows with the input), as the model
+    reports it."""
+    return net.kv_scalars(positions) * p
 
 
 def verify_transformer_istree(n: int, samples: int = 10, seed: int = 0, orders: str = "auto",
@@ -151,7 +152,7 @@ def verify_transformer_istree(n: int, samples: int = 10, seed: int = 0, orders: 
     end = 3 * n - 1 + max(plan["max_cot"] - 1, 0)
     return E.verdict("transformer", n, plan, certs, p, X.PRECISION_FORMULA, {
         "peak_state_bits": 0, "declared_state_bits": 0,
-        "retrievals": 0, "recurrent_state_bits": 0, "kv_bits": kv_bits(n, end, p),
+        "retrievals": 0, "recurrent_state_bits": 0, "kv_bits": kv_bits(net, end, p),
         "sizes": cons.sizes()}, t0)
 
 
