@@ -28,7 +28,7 @@ def _fmt(n: int | None) -> str:
 
 def _state_from_flags(arch: str | None, config: str | None, dtype: str | None, free: dict):
     """Resolve --arch / --config / free parameters into an ArchState (or None)."""
-    from rnngap.verify import archs
+    from rnngap.verify.bounds import archs
 
     given = {k: v for k, v in free.items() if v is not None}
     if config:
@@ -69,7 +69,8 @@ def _state_from_flags(arch: str | None, config: str | None, dtype: str | None, f
 def _rows(state_bits: int, tasks, orders, alphabet, c) -> list[dict]:
     """One row per (task, order); a row whose task rejects ``alphabet`` is kept with a
     ``skipped`` reason (and no numbers) instead of failing the whole table."""
-    from rnngap.verify import bounds, ceilings
+    from rnngap.verify.bounds import ceilings
+    from rnngap.verify.bounds import counts as bounds
 
     rows = []
     for task, order in bounds.DEFAULT_ROWS:
@@ -136,7 +137,7 @@ def _rows(state_bits: int, tasks, orders, alphabet, c) -> list[dict]:
               help="With --task and a tiny --n: also enumerate every input and compare.")
 @click.option("--oracle", type=click.Choice(["ar"]),
               help="Claim C7: the machine may also ask an associative-recall oracle (the token "
-                   "after an occurrence of a token; verify/oracle.py). Counts the classes that "
+                   "after an occurrence of a token; verify/bounds/oracle.py). Counts the classes that "
                    "remain after everything the oracle can reveal.")
 @click.option("--occurrence", type=click.Choice(["first", "last", "adversarial"]),
               default="first", show_default=True,
@@ -165,7 +166,7 @@ def bound(state_bits, arch, config, d_model, n_layers, d_state, expand, heads, d
       rnngap bound --task index --n 1000 --json
       rnngap bound --arch mamba --d-model 64 --n-layers 16 --d-state 16
     """
-    from rnngap.verify import archs
+    from rnngap.verify.bounds import archs
 
     if list_archs:
         items = [{"arch": k, "family": f, "source": s} for k, (f, _, s) in archs.PRESETS.items()]
@@ -245,7 +246,7 @@ ORACLE_TASKS = ("index", "ar", "cgram", "counting", "counting-exact")
 def _oracle_mode(task, n, alphabet, c, state_bits, rule, search, brute, as_json,
                  other_flags) -> None:
     """``bound --oracle ar``: classes after conditioning on the oracle (claim C7)."""
-    from rnngap.verify import oracle as O
+    from rnngap.verify.bounds import oracle as O
 
     if other_flags:
         raise click.UsageError("--oracle takes --task, --n, --state-bits, --alphabet, --c, "
@@ -343,7 +344,7 @@ def _oracle_mode(task, n, alphabet, c, state_bits, rule, search, brute, as_json,
 
 
 def _count_mode(task, n, orders, alphabet, c, state_bits, as_json, brute=False) -> None:
-    from rnngap.verify import bounds
+    from rnngap.verify.bounds import counts as bounds
 
     if task is None:
         raise click.UsageError("--n needs --task")
@@ -410,8 +411,8 @@ def _verdict(d: dict, state_bits: int) -> str:
 
 def _brute(task: str, n: int, order: str, k: int, c: int) -> dict:
     """Enumerate every input (tiny sizes) and compare with the formula; exit 1 on disagreement."""
-    from rnngap.verify import bounds
-    from rnngap.verify import prefix_classes as pc
+    from rnngap.verify.bounds import counts as bounds
+    from rnngap.verify.bounds import prefix_classes as pc
 
     o = "last" if order == "query-last" else "first"
     size = {"ar": math.perm(k, n // 2) * k ** (n // 2), "istree": math.comb(n * (n - 1) // 2,
@@ -449,7 +450,7 @@ def _brute(task: str, n: int, order: str, k: int, c: int) -> dict:
 
 
 def _add_arch(rows: list[dict], st) -> None:
-    from rnngap.verify.archs import kv_cache_bits
+    from rnngap.verify.bounds.archs import kv_cache_bits
 
     d, layers = int(st.params["d_model"]), int(st.params["n_layers"])
     for r in rows:
@@ -520,7 +521,7 @@ def _plot(path: str, state_bits: int, rows: list[dict], alphabet, c) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rnngap.verify.ceilings import ceiling
+    from rnngap.verify.bounds.ceilings import ceiling
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for r in rows:

@@ -54,9 +54,9 @@ def construct(task, n, model, alphabet, c, exact, out, overwrite, as_json):
         if alphabet is not None or c is not None or exact:
             raise click.UsageError("istree takes no --alphabet, --c or --exact")
         if model == "hybrid":
-            from rnngap.constructions.hybrid_istree_lrnn import build as construction
+            from rnngap.constructions.istree.hybrid import build as construction
         else:
-            from rnngap.constructions.transformer_istree import build as construction
+            from rnngap.constructions.istree.transformer import build as construction
         cons = construction(n)
     else:
         try:
@@ -65,7 +65,7 @@ def construct(task, n, model, alphabet, c, exact, out, overwrite, as_json):
             raise click.UsageError(str(e)) from None
         try:
             if model == "hybrid":
-                from rnngap.constructions.hybrid import build as build_hybrid
+                from rnngap.constructions.retrieval.hybrid import build as build_hybrid
 
                 cons = build_hybrid(task, t)
             else:

@@ -48,7 +48,7 @@ def precheck(name: str, task, c: int | None, exact: bool) -> None:
 
 
 #: the hybrid (linear RNN + ONE attention layer, Definition 5.5) verifier, for every task
-HYBRID_VERIFIER = ("rnngap.verify.hybrid", "verify_hybrid")
+HYBRID_VERIFIER = ("rnngap.verify.retrieval.hybrid", "verify_hybrid")
 
 
 def verifier(name: str, model: str = "transformer") -> Callable[..., dict]:
@@ -157,7 +157,7 @@ def render(v: dict) -> str:
         lines.append(f"VERIFIED for every input of length n at p = {v['precision_bits']} bits "
                      f"({v['seconds']} s)")
     else:
-        from rnngap.verify.index import summarize_witness
+        from rnngap.verify.retrieval.index import summarize_witness
         lines.append(f"NOT VERIFIED: {v['failure']}")
         lines.append(summarize_witness(v.get("witness")))
     return "\n".join(lines)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnngap.constructions import hybrid as hyb
-from rnngap.constructions import hybrid_istree_lrnn as Hy
+from rnngap.constructions.istree import hybrid as Hy
+from rnngap.constructions.retrieval import hybrid as hyb
 from rnngap.learned.configs import named_config
 from rnngap.models.arith import PBitArith
 from rnngap.models.hybrid import HybridBackbone, check_pattern

@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnngap.commands.bound import bound
-from rnngap.verify import bounds, ceilings
-from rnngap.verify import prefix_classes as pc
+from rnngap.verify.bounds import ceilings
+from rnngap.verify.bounds import counts as bounds
+from rnngap.verify.bounds import prefix_classes as pc
 
 
 @pytest.mark.parametrize("n,k", [(1, 2), (2, 2), (3, 2), (2, 3), (3, 3), (4, 2), (2, 5)])

@@ -9,14 +9,14 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnngap.constructions import hybrid as hyb
 from rnngap.constructions.base import load
+from rnngap.constructions.retrieval import hybrid as hyb
 from rnngap.models.arith import Arith, PBitArith
 from rnngap.models.hybrid_lrnn import HybridLRNNConfig, to_model_keys
 from rnngap.models.linear_rnn import LinearRNN, scan
 from rnngap.models.lm import LM
 from rnngap.tasks.index import IndexTask
-from rnngap.verify.hybrid import verify_hybrid
+from rnngap.verify.retrieval.hybrid import verify_hybrid
 from rnngap.verify.verdict import KEYS
 
 

@@ -10,10 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnngap.constructions import hybrid_istree as H
+from rnngap.constructions.istree import fsm_hybrid as H
 from rnngap.models.arith import PBitArith
 from rnngap.tasks import istree as T
-from rnngap.verify.hybrid_istree import state_bits_table, verify_hybrid_istree
+from rnngap.verify.istree.fsm_hybrid import state_bits_table, verify_hybrid_istree
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4])

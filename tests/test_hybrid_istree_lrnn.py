@@ -1,4 +1,4 @@
-"""IsTree by linear RNN layers + ONE attention layer (constructions/verify.hybrid_istree_lrnn)."""
+"""IsTree by linear RNN layers + ONE attention layer (constructions/verify.istree.hybrid)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnngap.cli import main
-from rnngap.constructions import hybrid_istree_lrnn as Hy
+from rnngap.constructions.istree import hybrid as Hy
 from rnngap.models.lm import LM
 from rnngap.tasks import istree as T
-from rnngap.verify import exact_istree as E
-from rnngap.verify import hybrid_istree_lrnn as V
-from rnngap.verify.istree_rag import VERDICT_KEYS
+from rnngap.verify.istree import exact as E
+from rnngap.verify.istree import hybrid as V
+from rnngap.verify.istree.rnn_rag import VERDICT_KEYS
 
 RAG_KEYS = VERDICT_KEYS
 
@@ -165,7 +165,7 @@ def test_layer_shapes_are_validated_and_round_trip() -> None:
 @pytest.mark.parametrize("which", ["transformer", "hybrid"])
 def test_jobs_give_the_same_verdict(which: str) -> None:
     """--jobs 2 spreads the batches over spawned processes; the verdict is the same."""
-    from rnngap.verify import transformer_istree as VX
+    from rnngap.verify.istree import transformer as VX
 
     fn = VX.verify_transformer_istree if which == "transformer" else V.verify_hybrid_lrnn_istree
     one = fn(4, samples=0)
