@@ -410,43 +410,24 @@ def _verdict(d: dict, state_bits: int) -> str:
 
 
 def _brute(task: str, n: int, order: str, k: int, c: int) -> dict:
-    """Enumerate every input (tiny sizes) and compare with the formula; exit 1 on disagreement."""
-    from rnngap.verify.bounds import counts as bounds
+    """``verify.bounds.prefix_classes.brute_force`` for --brute; exit 1 on disagreement."""
     from rnngap.verify.bounds import prefix_classes as pc
 
-    o = "last" if order == "query-last" else "first"
-    size = {"ar": math.perm(k, n // 2) * k ** (n // 2), "istree": math.comb(n * (n - 1) // 2,
-            n - 1)}.get(task, k**n * (k * (n + 1) if task == "counting" else max(k, n)))
-    if size > 200_000 or (task == "istree" and n > 5):
+    size = pc.input_count(task, n, k)
+    if size > pc.BRUTE_LIMIT or (task == "istree" and n > pc.BRUTE_ISTREE_MAX):
         raise click.UsageError(f"--brute enumerates every input: {task} at n={n} is too large "
-                               f"({size} inputs; limit 200000, IsTree n <= 5)")
-    ct = bounds.count(task, n, order, None if task == "istree" else k, c)
-    if task == "istree":
-        best = max(((pc.fooling_number(pc.istree_tables(n, j)), j) for j in range(n)),
-                   default=(1, 0))
-        rows = max(pc.distinct_rows(pc.istree_tables(n, j)) for j in range(n))
-        inputs, cut = f"all {size} edge sets (edge order never matters)", f"after {best[1]} edges"
-    else:
-        inst = {"index": lambda: pc.index_instances(n, k, o),
-                "ar": lambda: pc.ar_instances(n // 2, k, o),
-                "cgram": lambda: pc.cgram_instances(n, c, k, o),
-                "counting": lambda: pc.counting_instances(n, k, False, o),
-                "counting-exact": lambda: pc.counting_instances(n, k, True, o)}[task]()
-        try:
-            best, rows = pc.worst_cut(inst), pc.worst_cut(inst, "rows")[0]
-        except ValueError as exc:
-            raise click.UsageError(f"--brute: {task} at n={n} is too large to brute-force: "
-                                   f"{exc}; try a smaller --n or --alphabet") from None
-        inputs, cut = f"all {len(inst)} inputs", f"after {best[1]} tokens"
-    value = best[0]
-    ok = value == ct.prefix_classes if ct.exact else \
-        ct.prefix_classes <= value <= (ct.upper or value)
-    verdict = ("equals the formula" if ct.exact else "within the stated bounds") if ok else \
-        "DISAGREES with the formula"
-    if not ok:
-        fail(f"brute force gives {value}, formula {ct.prefix_classes} ({task}, n={n}, {order})")
-    return {"inputs": inputs, "fooling_number": value, "cut": cut, "distinct_rows": rows,
-            "verdict": verdict}
+                               f"({size} inputs; limit {pc.BRUTE_LIMIT}, IsTree n <= "
+                               f"{pc.BRUTE_ISTREE_MAX})")
+    try:
+        out = pc.brute_force(task, n, order, k, c)
+    except pc.TooLarge as exc:
+        raise click.UsageError(f"--brute: {task} at n={n} is too large to brute-force: "
+                               f"{exc}; try a smaller --n or --alphabet") from None
+    if not out.pop("agrees"):
+        fail(f"brute force gives {out['fooling_number']}, formula {out.pop('formula')} ({task}, "
+             f"n={n}, {order})")
+    out.pop("formula")
+    return out
 
 
 def _add_arch(rows: list[dict], st) -> None:

@@ -104,13 +104,11 @@ def search_precision(fn, task, verdict: dict, seed: int) -> dict:
                 break
     if hi is None:
         return {"least_verifying": None, "note": f"no p <= {MAX_P} verifies"}
-    lo = 1  # invariant: lo fails (or is below the range), hi verifies
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if mid >= 2 and fn(task, precision=mid, samples=8, seed=seed)["verified"]:
-            hi = mid
-        else:
-            lo = mid
+    from rnngap.verify.search import bisect_least
+
+    # p = 1 counts as failing (below the range); hi verifies
+    hi = bisect_least(lambda p: p >= 2 and fn(task, precision=p, samples=8, seed=seed)["verified"],
+                      1, hi)
     below = fn(task, precision=hi - 1, samples=64, seed=seed) if hi - 1 >= 2 else None
     return {"least_verifying": hi, "checked_below": None if below is None else {
         "precision_bits": hi - 1, "verified": below["verified"], "failure": below["failure"],

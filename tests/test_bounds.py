@@ -361,3 +361,37 @@ def test_size_flags_have_help():
                  "--head-dim", "--attention-every"):
         line = next(x for x in out.splitlines() if x.strip().startswith(flag))
         assert len(line.split()) > 2, line  # flag, metavar, help text
+
+
+@pytest.mark.timeout(60)
+def test_brute_force_check_lives_in_verify_and_the_command_reports_it() -> None:
+    out = pc.brute_force("index", 3, "query-last", 2, 2)
+    assert out["agrees"] and out["fooling_number"] == out["formula"] == \
+        bounds.count("index", 3, "query-last", 2).prefix_classes
+    assert out["verdict"] == "equals the formula"
+    r = CliRunner().invoke(bound, ["--task", "index", "--n", "3", "--alphabet", "2", "--brute",
+                                   "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)
+    assert got["brute_force"] == {k: v for k, v in out.items() if k not in ("agrees", "formula")}
+    r = CliRunner().invoke(bound, ["--task", "index", "--n", "40", "--brute"])
+    assert r.exit_code == 2 and "--brute enumerates every input" in r.output
+    assert pc.input_count("index", 40, 41) > pc.BRUTE_LIMIT
+
+
+@given(st.integers(0, 50), st.integers(1, 4), st.integers(0, 300), st.integers(1, 80))
+def test_bisect_least_is_the_least_grid_point_past_the_threshold(lo, step, t, span):
+    from rnngap.verify.search import bisect_least
+
+    hi = lo + step * span
+    calls = []
+
+    def pred(x: int) -> bool:
+        calls.append(x)
+        return x >= t
+
+    if not pred(hi):
+        return
+    want = next(x for x in range(lo + step, hi + 1, step) if x >= t)
+    assert bisect_least(pred, lo, hi, step) == want
+    assert len(calls) <= 2 + span.bit_length()

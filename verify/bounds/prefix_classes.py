@@ -22,6 +22,7 @@ Everything here is exhaustive and exponential: use it for tiny sizes only.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 Row = dict[tuple[int, ...], int]
@@ -226,3 +227,57 @@ def _is_tree(n: int, edges: Sequence[tuple[int, int]]) -> bool:
             return False
         parent[ru] = rv
     return len(edges) == n - 1
+
+
+# ----------------------------------------------------------------------------- the --brute check
+BRUTE_LIMIT = 200_000
+"""Most inputs :func:`brute_force` enumerates."""
+BRUTE_ISTREE_MAX = 5
+"""Largest IsTree n it enumerates."""
+
+
+class TooLarge(ValueError):
+    """The task at this size has too many prefixes or continuations to tabulate."""
+
+
+def input_count(task: str, n: int, k: int) -> int:
+    """How many inputs (IsTree: edge sets) :func:`brute_force` enumerates; ``k`` the alphabet."""
+    if task == "ar":
+        return math.perm(k, n // 2) * k ** (n // 2)
+    if task == "istree":
+        return math.comb(n * (n - 1) // 2, n - 1)
+    return k**n * (k * (n + 1) if task == "counting" else max(k, n))
+
+
+def brute_force(task: str, n: int, order: str, k: int, c: int) -> dict:
+    """Every input of a tiny instance enumerated, against the closed form of
+    ``verify.bounds.counts.count``: the largest set told apart pairwise (the fooling number) and
+    the most distinct rows over every cut. ``agrees``: the fooling number equals the exact
+    formula, or lies within its stated bounds. TooLarge when a table cannot be built."""
+    from rnngap.verify.bounds import counts
+
+    o = "last" if order == "query-last" else "first"
+    size = input_count(task, n, k)
+    ct = counts.count(task, n, order, None if task == "istree" else k, c)
+    if task == "istree":
+        best = max(((fooling_number(istree_tables(n, j)), j) for j in range(n)), default=(1, 0))
+        rows = max(distinct_rows(istree_tables(n, j)) for j in range(n))
+        inputs, cut = f"all {size} edge sets (edge order never matters)", f"after {best[1]} edges"
+    else:
+        inst = {"index": lambda: index_instances(n, k, o),
+                "ar": lambda: ar_instances(n // 2, k, o),
+                "cgram": lambda: cgram_instances(n, c, k, o),
+                "counting": lambda: counting_instances(n, k, False, o),
+                "counting-exact": lambda: counting_instances(n, k, True, o)}[task]()
+        try:
+            best, rows = worst_cut(inst), worst_cut(inst, "rows")[0]
+        except ValueError as exc:
+            raise TooLarge(str(exc)) from None
+        inputs, cut = f"all {len(inst)} inputs", f"after {best[1]} tokens"
+    value = best[0]
+    ok = value == ct.prefix_classes if ct.exact else \
+        ct.prefix_classes <= value <= (ct.upper or value)
+    verdict = ("equals the formula" if ct.exact else "within the stated bounds") if ok else \
+        "DISAGREES with the formula"
+    return {"inputs": inputs, "fooling_number": value, "cut": cut, "distinct_rows": rows,
+            "verdict": verdict, "agrees": ok, "formula": ct.prefix_classes}
