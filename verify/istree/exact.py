@@ -38,6 +38,7 @@ from rnngap.constructions.istree.exact_heads import BETA, Audit, Head
 from rnngap.tasks import istree as T
 from rnngap.verify import certificates as cert
 from rnngap.verify.istree.rnn_rag import edge_orders, enumeration_plan, extra_graphs
+from rnngap.verify.verdict import IsTreeVerdict
 
 
 def lemmas() -> list[dict]:
@@ -227,7 +228,7 @@ def run_plan(n: int, orders: str, samples: int, seed: int, batch: int,
 
 
 def verdict(method: str, n: int, plan: dict, certs: list[dict], p: int, formula: str,
-            extra: dict, t0: float) -> dict:
+            extra: dict, t0: float) -> IsTreeVerdict:
     """The verdict dict with the keys of ``verify.istree.rnn_rag.verify_rnn_rag`` plus
     precision_bits, precision_formula, certificates, audit and ``extra``."""
     import time

@@ -44,6 +44,7 @@ from rnngap.models.transformer import Attention
 from rnngap.tasks import istree as T
 from rnngap.verify import certificates as cert
 from rnngap.verify.istree.rnn_rag import edge_orders, enumeration_plan, extra_graphs
+from rnngap.verify.verdict import IsTreeVerdict
 
 
 def certificates(n: int, p: int, attention: Attention | None = None) -> list[dict]:
@@ -91,7 +92,7 @@ def check_one(n: int, edges: np.ndarray, arith: PBitArith,
 
 def verify_hybrid_istree(n: int, samples: int = 10, seed: int = 0, orders: str = "auto",
                          precision: int | None = None, attention: Attention | None = None,
-                         progress: Callable[[int], None] | None = None) -> dict:
+                         progress: Callable[[int], None] | None = None) -> IsTreeVerdict:
     """Check the hybrid IsTree construction at size n; returns the verdict dict with keys task,
     method, n, verified, passed, exhaustive, enumerated, inputs_checked, failures,
     failure_examples, peak_state_bits, declared_state_bits, max_cot_tokens, retrievals
@@ -170,7 +171,7 @@ def state_bits_table(ns: list[int], seed: int = 0) -> list[dict[str, int]]:
 
 
 def verify_for_cli(n: int, orders: str = "auto", samples: int = 10, seed: int = 0,
-                   progress: Callable[[int], None] | None = None, jobs: int = 1) -> dict:
+                   progress: Callable[[int], None] | None = None, jobs: int = 1) -> IsTreeVerdict:
     """``rnngap verify istree --method hybrid-fsm``: :func:`verify_hybrid_istree` with the CLI's
     call signature (``jobs`` is accepted for the common interface and ignored: one process)."""
     return verify_hybrid_istree(n, samples=samples, seed=seed, orders=orders, progress=progress)

@@ -33,6 +33,7 @@ from rnngap.models.hybrid_lrnn import from_model_keys
 from rnngap.models.lm import LM
 from rnngap.tasks import istree as T
 from rnngap.verify.istree import exact as E
+from rnngap.verify.verdict import IsTreeVerdict
 
 MEMORY_DOUBLES = 64_000_000
 """Batch size: rows so that the KV cache and one step's scores stay about this many float64
@@ -95,7 +96,7 @@ def kv_bits(net: LM, positions: int, p: int) -> int:
 def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: str = "auto",
                               precision: int | None = None, model: LM | None = None,
                               progress: Callable[[int], None] | None = None,
-                              jobs: int = 1) -> dict:
+                              jobs: int = 1) -> IsTreeVerdict:
     """Check the hybrid at size n; the verdict has the keys of
     :func:`rnngap.verify.istree.rnn_rag.verify_rnn_rag` (``peak_state_bits`` /
     ``declared_state_bits``: the linear layers' fixed state, state scalars x p) plus
@@ -126,7 +127,7 @@ def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: 
 
 
 def verify_for_cli(n: int, orders: str = "auto", samples: int = 10, seed: int = 0,
-                   progress: Callable[[int], None] | None = None, jobs: int = 1) -> dict:
+                   progress: Callable[[int], None] | None = None, jobs: int = 1) -> IsTreeVerdict:
     """``rnngap verify istree --method hybrid`` (``jobs`` > 1: batches in that many
     processes)."""
     return verify_hybrid_lrnn_istree(n, samples=samples, seed=seed, orders=orders,

@@ -39,12 +39,10 @@ import numpy as np
 
 from rnngap.constructions.istree.rnn_rag import IsTreeRAG, run_istree
 from rnngap.tasks import istree as T
+from rnngap.verify.verdict import ISTREE_KEYS, IsTreeVerdict
 
-VERDICT_KEYS = frozenset({"task", "method", "n", "verified", "passed", "exhaustive",
-                          "enumerated", "inputs_checked", "failures", "failure_examples",
-                          "peak_state_bits", "declared_state_bits", "max_cot_tokens",
-                          "retrievals", "seconds", "planned_enumeration"})
-"""The keys every IsTree method's verdict carries (the script interface of verify istree)."""
+VERDICT_KEYS = ISTREE_KEYS
+"""The keys every IsTree method's verdict carries (``verify.verdict.IsTreeVerdict``)."""
 ORDER_LIMIT = 100_000
 ALL_LIMIT = 2_000_000
 EDGESET_LIMIT = 60_000
@@ -136,7 +134,7 @@ def extra_graphs(n: int, samples: int, seed: int) -> Iterator[tuple[str, np.ndar
 
 
 def verify_rnn_rag(n: int, orders: str = "auto", samples: int = 100, seed: int = 0,
-                   progress: Callable[[int], None] | None = None, jobs: int = 1) -> dict:
+                   progress: Callable[[int], None] | None = None, jobs: int = 1) -> IsTreeVerdict:
     """Check the IsTree RNN + retrieval machine; return the verdict dict (module docstring).
 
     ``progress(k)`` is called with the number of inputs just checked; ``jobs > 1`` spreads the
@@ -175,22 +173,22 @@ def verify_rnn_rag(n: int, orders: str = "auto", samples: int = 100, seed: int =
     words += (f"; plus {sampled} official-family samples (seed {seed}) and "
               f"{len(extra) - sampled} adversarial graphs")
     fails = agg["failures"]
-    return {
-        "task": "istree", "method": "rnn-rag", "n": n,
-        "verified": mode == "all" and not fails,
-        "passed": not fails,
-        "exhaustive": mode == "all",
-        "enumerated": words,
-        "inputs_checked": agg["checked"],
-        "failures": len(fails),
-        "failure_examples": fails[:10],
-        "peak_state_bits": agg["peak"],
-        "declared_state_bits": IsTreeRAG(n).declared_bits,
-        "max_cot_tokens": agg["cot"],
-        "retrievals": agg["ret"],
-        "seconds": round(time.perf_counter() - t0, 3),
-        "planned_enumeration": total,
-    }
+    return IsTreeVerdict(
+        task="istree", method="rnn-rag", n=n,
+        verified=mode == "all" and not fails,
+        passed=not fails,
+        exhaustive=mode == "all",
+        enumerated=words,
+        inputs_checked=agg["checked"],
+        failures=len(fails),
+        failure_examples=fails[:10],
+        peak_state_bits=agg["peak"],
+        declared_state_bits=IsTreeRAG(n).declared_bits,
+        max_cot_tokens=agg["cot"],
+        retrievals=agg["ret"],
+        seconds=round(time.perf_counter() - t0, 3),
+        planned_enumeration=total,
+    )
 
 
 METHODS: dict[str, Callable[..., dict]] = {"rnn-rag": verify_rnn_rag}

@@ -56,6 +56,7 @@ from rnngap.models.arith import PBitArith
 from rnngap.models.transformer import Transformer
 from rnngap.tasks import istree as T
 from rnngap.verify.istree import exact as E
+from rnngap.verify.verdict import IsTreeVerdict
 
 MEMORY_DOUBLES = 64_000_000
 """Batch size: rows so that the KV cache and a prefill chunk's scores stay about this many
@@ -131,7 +132,7 @@ def kv_bits(net: Transformer, positions: int, p: int) -> int:
 def verify_transformer_istree(n: int, samples: int = 10, seed: int = 0, orders: str = "auto",
                               precision: int | None = None, model: Transformer | None = None,
                               progress: Callable[[int], None] | None = None,
-                              jobs: int = 1) -> dict:
+                              jobs: int = 1) -> IsTreeVerdict:
     """Check the Transformer IsTree construction at size n; returns the verdict dict with the
     keys of :func:`rnngap.verify.istree.rnn_rag.verify_rnn_rag` (``peak_state_bits`` 0: no
     recurrent state; ``kv_bits``: the KV cache at the end of the longest transcript;
@@ -157,7 +158,7 @@ def verify_transformer_istree(n: int, samples: int = 10, seed: int = 0, orders: 
 
 
 def verify_for_cli(n: int, orders: str = "auto", samples: int = 10, seed: int = 0,
-                   progress: Callable[[int], None] | None = None, jobs: int = 1) -> dict:
+                   progress: Callable[[int], None] | None = None, jobs: int = 1) -> IsTreeVerdict:
     """``rnngap verify istree --method transformer`` (``jobs`` > 1: batches in that many
     processes)."""
     return verify_transformer_istree(n, samples=samples, seed=seed, orders=orders,

@@ -18,6 +18,7 @@ import numpy as np
 from rnngap.constructions.retrieval import ar as ar_construction
 from rnngap.tasks.ar import ARTask
 from rnngap.verify.retrieval.cgram import verify_gram
+from rnngap.verify.verdict import ConstructionVerdict
 
 
 def _families(task: ARTask) -> dict[str, np.ndarray]:
@@ -52,7 +53,7 @@ def _witness_families(task: ARTask) -> dict[str, np.ndarray]:
 
 
 def verify_ar(task: ARTask, precision: int | None = None, samples: int = 64,
-              seed: int = 0) -> dict:
+              seed: int = 0) -> ConstructionVerdict:
     """Verify the AR construction for ``task``; returns the verdict dict (``verdict.KEYS``)."""
     c = ar_construction.build(task)
     return verify_gram(task, c, 1, 1, 0, ar_construction.odd_positions(task.n + 1), precision,

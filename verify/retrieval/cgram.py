@@ -42,7 +42,7 @@ from rnngap.constructions.retrieval import cgram as gram
 from rnngap.models.arith import PBitArith
 from rnngap.verify import certificates as cert
 from rnngap.verify.interval import linear_interval
-from rnngap.verify.verdict import cross_check, first_failure, side_condition
+from rnngap.verify.verdict import ConstructionVerdict, cross_check, first_failure, side_condition
 
 END_TO_END_EXHAUSTIVE = 20000
 WORK_BUDGET = 2e7     # layer-1 attention entries (rows x keys x heads) spent on end-to-end runs
@@ -205,7 +205,7 @@ def structure(c, m: int, excl: np.ndarray, p: int) -> list[dict]:
 def verify_gram(task, c, m: int, W: int, T: int, excl: np.ndarray, precision: int | None,
                 samples: int, seed: int, families: Callable[[], dict[str, np.ndarray]],
                 witness_families: Callable[[], dict[str, np.ndarray]], enumerated_extra: str
-                ) -> dict:
+                ) -> ConstructionVerdict:
     """Steps 1-6 for a gram construction ``c`` (c-gram or AR); returns the verdict dict."""
     t0 = time.perf_counter()
     p = c.precision_bits if precision is None else int(precision)
@@ -316,7 +316,7 @@ def _witness_families(task) -> dict[str, np.ndarray]:
     return {"repeated max-token grams near the end": arr[task.is_valid(arr)]}
 
 
-def verify_cgram(task, precision: int | None = None, samples: int = 64, seed: int = 0) -> dict:
+def verify_cgram(task, precision: int | None = None, samples: int = 64, seed: int = 0) -> ConstructionVerdict:
     """Verify the c-gram construction for ``task`` (steps 1-6 of the module docstring)."""
     c = gram.build(task)
     L = task.seq_len()

@@ -48,7 +48,7 @@ from rnngap.tasks.counting import CountingTask
 from rnngap.verify import certificates as cert
 from rnngap.verify.interval import linear_interval
 from rnngap.verify.retrieval.cgram import ChunkedPredictor, reads_only, run_checks
-from rnngap.verify.verdict import cross_check, first_failure, side_condition
+from rnngap.verify.verdict import ConstructionVerdict, cross_check, first_failure, side_condition
 
 
 def _structure(c, n: int, p: int, exact: bool) -> list[dict]:
@@ -261,7 +261,7 @@ def _witness_families(task: CountingTask) -> dict[str, np.ndarray]:
 
 
 def verify_counting(task: CountingTask, precision: int | None = None, samples: int = 64,
-                    seed: int = 0) -> dict:
+                    seed: int = 0) -> ConstructionVerdict:
     """Run steps 1-6 of the module docstring; returns the verdict dict (``verdict.KEYS``)."""
     t0 = time.perf_counter()
     c = cc.build(task)

@@ -46,7 +46,7 @@ from rnngap.constructions.base import Construction
 from rnngap.constructions.retrieval import hybrid as hybrid_construction
 from rnngap.models.arith import PBitArith
 from rnngap.models.transformer import TransformerConfig
-from rnngap.verify.verdict import compact_row, cross_check, side_condition
+from rnngap.verify.verdict import ConstructionVerdict, compact_row, cross_check, side_condition
 
 END_TO_END_EXHAUSTIVE = 20000
 
@@ -261,7 +261,7 @@ def _json_safe(x):
 
 
 def verify_hybrid(task_name: str, task, precision: int | None = None, samples: int = 64,
-                  seed: int = 0, construction=None) -> dict:
+                  seed: int = 0, construction=None) -> ConstructionVerdict:
     """Verify the hybrid construction for ``task_name``; returns the verdict dict
     (``verify.verdict.KEYS`` plus ``recurrent_state_bits``). ValueError for tasks not built.
 

@@ -46,7 +46,13 @@ from rnngap.models.arith import PBitArith
 from rnngap.verify import certificates as cert
 from rnngap.verify.retrieval.counting import exact_readout, exact_unembedding
 from rnngap.verify.retrieval.hybrid_gram import copy_lemma
-from rnngap.verify.verdict import cross_check, end_to_end, first_failure, side_condition
+from rnngap.verify.verdict import (
+    ConstructionVerdict,
+    cross_check,
+    end_to_end,
+    first_failure,
+    side_condition,
+)
 
 END_TO_END_EXHAUSTIVE = 20000
 #: token positions the per-count adversarial family may run end to end (about 3 s on 1 core)
@@ -165,7 +171,7 @@ def _exact_families(task, seed: int) -> tuple[np.ndarray, str]:
 
 
 def verify_counting_hybrid(task, precision: int | None = None, samples: int = 64,
-                           seed: int = 0, hc=None) -> dict:
+                           seed: int = 0, hc=None) -> ConstructionVerdict:
     """Steps 1-6; returns the verdict dict (``verify.verdict.KEYS`` + recurrent state)."""
     from rnngap.verify.bounds.counts import count, log2_big
 

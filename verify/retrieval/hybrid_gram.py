@@ -37,7 +37,7 @@ import torch
 from rnngap.constructions.retrieval import hybrid as hyb
 from rnngap.models.arith import PBitArith
 from rnngap.verify import certificates as cert
-from rnngap.verify.verdict import end_to_end, first_failure, side_condition
+from rnngap.verify.verdict import ConstructionVerdict, end_to_end, first_failure, side_condition
 
 END_TO_END_EXHAUSTIVE = 20000
 
@@ -168,7 +168,7 @@ def _families(task, L: int) -> np.ndarray | None:
 
 
 def verify_gram_hybrid(task_name: str, task, precision: int | None = None, samples: int = 64,
-                       seed: int = 0, hc=None) -> dict:
+                       seed: int = 0, hc=None) -> ConstructionVerdict:
     """Steps 1-6 for the AR or c-gram hybrid; returns the verdict dict."""
     from rnngap.verify.bounds.counts import count, log2_big
 

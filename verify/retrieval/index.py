@@ -48,7 +48,7 @@ from rnngap.verify.interval import (
     reduction,
     sub_interval,
 )
-from rnngap.verify.verdict import compact_row, cross_check, side_condition
+from rnngap.verify.verdict import ConstructionVerdict, compact_row, cross_check, side_condition
 
 TAIL_EXPONENT = -800.0      # exp(x) underflows for x < -745.2; we demand x <= -800 in the tail
 TAIL_WEIGHT = 2.0 ** -1000  # a generous bound on any tail weight (true value ~ e^-800)
@@ -206,7 +206,7 @@ def _witness(task: IndexTask, model, arith, i: int, cx: dict | None) -> dict | N
 
 
 def verify_index(task: IndexTask, precision: int | None = None, full_rows: bool = False,
-                 samples: int = 64, seed: int = 0, construction=None) -> dict:
+                 samples: int = 64, seed: int = 0, construction=None) -> ConstructionVerdict:
     """Run steps 1-6 of the module docstring; returns the verdict dict (``verdict.KEYS``).
 
     ``construction`` verifies given weights (e.g. loaded from exported files) instead of
