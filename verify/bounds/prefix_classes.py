@@ -201,32 +201,17 @@ def istree_tables(n: int, j: int) -> dict[tuple, Row]:
     """
     from itertools import combinations
 
+    from rnngap.tasks.istree_graphs import is_tree
+
     edges = list(combinations(range(n), 2))
     out: dict[tuple, Row] = {}
     for pre in combinations(range(len(edges)), j):
         rest = [e for e in range(len(edges)) if e not in pre]
         row: Row = {}
         for suf in combinations(rest, n - 1 - j):
-            row[suf] = int(_is_tree(n, [edges[e] for e in (*pre, *suf)]))
+            row[suf] = int(is_tree(n, [edges[e] for e in (*pre, *suf)]))
         out[pre] = row
     return out
-
-
-def _is_tree(n: int, edges: Sequence[tuple[int, int]]) -> bool:
-    parent = list(range(n))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for u, v in edges:
-        ru, rv = find(u), find(v)
-        if ru == rv:
-            return False
-        parent[ru] = rv
-    return len(edges) == n - 1
 
 
 # ----------------------------------------------------------------------------- the --brute check

@@ -34,7 +34,6 @@ import math
 import time
 from collections.abc import Callable, Iterator
 
-import networkx as nx
 import numpy as np
 
 from rnngap.constructions.istree.rnn_rag import IsTreeRAG, run_istree
@@ -53,10 +52,7 @@ def check_one(n: int, edges: np.ndarray) -> tuple[str | None, dict[str, int]]:
     tr = run_istree(n, edges)
     stats = {"peak": tr.peak_bits, "cot": tr.cot_len, "ret": tr.retrievals,
              "declared": tr.declared_bits}
-    g = nx.Graph()
-    g.add_nodes_from(range(n))
-    g.add_edges_from(np.asarray(edges).tolist())
-    truth = nx.is_tree(g)
+    truth = T.networkx_is_tree(n, edges)
     try:
         T.parse(n, tr.tokens, "retrieval", check_label=False)
     except ValueError as err:
