@@ -157,6 +157,21 @@ def _first_diff(a: list[int], b: list[int]) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
+def check_decoder(module, n: int, p: int, net, own_net: bool, orders: str, samples: int,
+                  seed: int, progress: Callable[[int], None] | None, jobs: int
+                  ) -> tuple[dict, int]:
+    """:func:`run_plan` for the network decoder of verifier ``module`` (its ``run_batch``,
+    ``reference``, ``batch_size``; ``--jobs`` workers rebuild ``default_net`` and must find
+    ``net``'s fingerprint, so workers are used only for the module's own network,
+    ``own_net``). Returns (plan, positions fed for the longest CoT)."""
+    plan = run_plan(n, orders, samples, seed, module.batch_size(n),
+                    lambda es: module.run_batch(n, net, es, p),
+                    lambda e: module.reference(n, e), progress, jobs,
+                    functools.partial(decode_worker, module.__name__, n, p, fingerprint(net))
+                    if own_net and jobs > 1 else None)
+    return plan, 3 * n - 1 + max(plan["max_cot"] - 1, 0)
+
+
 def run_plan(n: int, orders: str, samples: int, seed: int, batch: int,
              decode: Callable[[list[np.ndarray]], tuple[list[list[int]], Audit]],
              reference: Callable[[np.ndarray], list[int]],

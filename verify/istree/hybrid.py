@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-import functools
+import sys
 import time
 from collections.abc import Callable
 
@@ -108,14 +108,10 @@ def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: 
     p = Hy.precision_for(n) if precision is None else int(precision)
     net = Hy.model(n) if model is None else model
     certs = certificates(n, p, net)
-    plan = E.run_plan(n, orders, samples, seed, batch_size(n),
-                      lambda es: run_batch(n, net, es, p), lambda e: reference(n, e),
-                      progress, jobs,
-                      functools.partial(E.decode_worker, __name__, n, p, E.fingerprint(net))
-                      if model is None and jobs > 1 else None)
+    plan, end = E.check_decoder(sys.modules[__name__], n, p, net, model is None, orders,
+                                samples, seed, progress, jobs)
     scalars = net.backbone.state_scalars()
     state = scalars * p
-    end = 3 * n - 1 + max(plan["max_cot"] - 1, 0)
     cfg = Hy.build(n).config
     return E.verdict("hybrid", n, plan, certs, p, Hy.PRECISION_FORMULA, {
         "peak_state_bits": state, "declared_state_bits": state, "recurrent_state_bits": state,

@@ -43,7 +43,7 @@ certificates hold; otherwise ``passed`` says whether everything checked passed.
 
 from __future__ import annotations
 
-import functools
+import sys
 import time
 from collections.abc import Callable
 
@@ -145,12 +145,8 @@ def verify_transformer_istree(n: int, samples: int = 10, seed: int = 0, orders: 
     cons = X.build(n)
     net = cons.model() if model is None else model
     certs = certificates(n, p, net)
-    plan = E.run_plan(n, orders, samples, seed, batch_size(n),
-                      lambda es: run_batch(n, net, es, p), lambda e: reference(n, e),
-                      progress, jobs,
-                      functools.partial(E.decode_worker, __name__, n, p, E.fingerprint(net))
-                      if model is None and jobs > 1 else None)
-    end = 3 * n - 1 + max(plan["max_cot"] - 1, 0)
+    plan, end = E.check_decoder(sys.modules[__name__], n, p, net, model is None, orders,
+                                samples, seed, progress, jobs)
     return E.verdict("transformer", n, plan, certs, p, X.PRECISION_FORMULA, {
         "peak_state_bits": 0, "declared_state_bits": 0,
         "retrievals": 0, "recurrent_state_bits": 0, "kv_bits": kv_bits(net, end, p),
