@@ -1,4 +1,5 @@
-"""IsTree by linear RNN layers + ONE attention layer (constructions/verify.istree.hybrid)."""
+"""IsTree by linear RNN layers + ONE attention layer (constructions/istree/hybrid.py and
+verify/istree/hybrid.py, `verify istree --method hybrid`)."""
 
 from __future__ import annotations
 

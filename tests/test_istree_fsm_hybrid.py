@@ -1,4 +1,5 @@
-"""Tests of the hybrid (recurrent part + one attention layer) IsTree construction."""
+"""Tests of the finite-state hybrid (bit-bounded RNN + one attention layer) IsTree construction
+(constructions/istree/fsm_hybrid.py, `verify istree --method hybrid-fsm`)."""
 
 from __future__ import annotations
 
