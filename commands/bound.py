@@ -137,8 +137,8 @@ def _rows(state_bits: int, tasks, orders, alphabet, c) -> list[dict]:
               help="With --task and a tiny --n: also enumerate every input and compare.")
 @click.option("--oracle", type=click.Choice(["ar"]),
               help="Claim C7: the machine may also ask an associative-recall oracle (the token "
-                   "after an occurrence of a token; verify/bounds/oracle.py). Counts the classes that "
-                   "remain after everything the oracle can reveal.")
+                   "after an occurrence of a token; verify/bounds/oracle.py). Counts the classes "
+                   "that remain after everything the oracle can reveal.")
 @click.option("--occurrence", type=click.Choice(["first", "last", "adversarial"]),
               default="first", show_default=True,
               help="With --oracle: which occurrence the oracle answers from (adversarial: any; "

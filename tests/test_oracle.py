@@ -1,4 +1,5 @@
-"""Claim C7: RNN + associative-recall oracle (verify/bounds/oracle.py, constructions/retrieval/ar_oracle.py)."""
+"""Claim C7: RNN + associative-recall oracle (verify/bounds/oracle.py,
+constructions/retrieval/ar_oracle.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The IsTree Transformer with O(n) CoT (constructions.istree.transformer, verify.istree.transformer)."""
+"""The IsTree Transformer with O(n) CoT (constructions.istree.transformer,
+verify.istree.transformer)."""
 
 from __future__ import annotations
 

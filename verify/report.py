@@ -7,7 +7,8 @@ Three views of one task at lengths n = n_min, 2 n_min, ..., n_max:
   in-context retrieval run on sampled graphs (its measured accuracy, labelled "sampled") and
   the IsTree Transformer with O(n) CoT (every input at n <= 5, 8 samples per family up to
   n = 256, not run beyond);
-* **bound**: the Fano accuracy ceiling (``verify.bounds.ceilings``) for a machine with S bits of state,
+* **bound**: the Fano accuracy ceiling (``verify.bounds.ceilings``) for a machine with S bits of
+state,
   S taken from each trained recurrent model (counted by ``verify.bounds.archs`` from its config, as
   ``rnngap bound --config`` does) or, with no runs, a few reference sizes;
 * **learned**: each trained run (``rnngap train --out RUN``) evaluated by generation at every n
@@ -346,8 +347,9 @@ def build_results_report(task: str, results: str | Path, out: str | Path, seed: 
            "construction_efficiency": construction_efficiency(task, cons) if cons else [],
            "ceilings": ceilings, "state_sweep": sweep, "effective": eff,
            "notes": {"effective_bits_per_state_bit": "Fano-implied bits of the accuracy "
-                     "(verify.bounds.ceilings.implied_bits) at the largest n solved (>= 0.99), or at "
-                     "the n with the most implied bits where none is solved, over state bits",
+                     "(verify.bounds.ceilings.implied_bits) at the largest n solved (>= 0.99), "
+                     "or at the n with the most implied bits where none is solved, over "
+                     "state bits",
                      "bound": "no machine exceeds 1 bit of implied information per state bit"}}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

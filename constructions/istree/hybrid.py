@@ -1,7 +1,8 @@
 """IsTree by a hybrid of Definition 5.5: LINEAR RNN layers, then ONE attention layer (C6).
 
 Wen, Dang, Lyu (ICLR 2025), Theorem 5.6: a constant-size hybrid linear RNN solves IsTree with
-O(n log n) CoT steps.  This module hand-sets a hybrid of ``models.hybrid_lrnn`` (run by ``models.lm.LM``):
+O(n log n) CoT steps.  This module hand-sets a hybrid of ``models.hybrid_lrnn`` (run by
+``models.lm.LM``):
 two :class:`~rnngap.models.linear_rnn.LinearRNN` layers (a = 1, no selection, integer weights)
 then one Transformer layer (9 softmax heads of width 8 and a ReLU MLP) and the unembedding.
 The linear layers provide, at every position, the features of the last ``K = 9`` tokens (the

@@ -3,7 +3,8 @@
 Task convention (``tasks.ar``): the row ``k_1 v_1 .. k_m v_m q`` with pairwise distinct keys and
 ``q`` equal to one key; the answer is the value right after that key.
 
-This is the gram construction of ``constructions.retrieval.cgram`` with one pointer head (m = 1), W = 1,
+This is the gram construction of ``constructions.retrieval.cgram`` with one pointer head (m = 1), W
+= 1,
 T = 0 (no tie-break: the match is unique) and EXCL(j) = [j odd], which excludes the key positions
 and the query position n+1 (n is even). Two layers, one head, width 8, for every n.
 

@@ -1,6 +1,7 @@
 """A constant-size Transformer for c-gram retrieval (Theorem 4.6, first half; claim C2).
 
-Also the shared "gram" construction behind ``constructions.retrieval.ar`` (AR is the case c = 2 with odd
+Also the shared "gram" construction behind ``constructions.retrieval.ar`` (AR is the case c = 2
+with odd
 positions excluded and no tie-break). Two layers, ``m = c - 1`` heads, width ``2m + 6``, for
 every n. Every activation is an integer (times the power of two ``beta``), so the p-bit forward
 pass is EXACT once the integers involved fit in p bits (``verify.retrieval.cgram`` proves it).

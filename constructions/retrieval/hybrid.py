@@ -12,8 +12,10 @@ Two LinearRNN layers, each with d_inner = d_state = 1, conv width 1, decay a = 1
 the residual stream entering attention is E[t_j] + (0, j, j^2, 0): exactly the Transformer
 construction's h^0 = E[t_j] + P[j], once every integer involved is exact at p bits
 (|x| <= (n+1)^2 + 2(n+1) <= 2^p, implied by the claimed p(n)). The attention layer, (zero) MLP
-and unembedding are copied from ``constructions.retrieval.index``; ``verify.retrieval.hybrid`` proves the equality
-and reduces to ``verify.retrieval.index``. Recurrent state: 2 scalars (the two counters), i.e. 2p bits.
+and unembedding are copied from ``constructions.retrieval.index``; ``verify.retrieval.hybrid``
+proves the equality
+and reduces to ``verify.retrieval.index``. Recurrent state: 2 scalars (the two counters), i.e. 2p
+bits.
 
 n enters only through the attention layer's scalar beta (as in the Transformer construction);
 the RNN weights are the same for every n.
@@ -57,7 +59,8 @@ state: the conv buffer (3 scalars) plus one (unused, B = 0) state scalar.
 Counting, exact-count form (row x_1..x_n q -> cnt, L = n + 1): the same RNN layer (no TH); the
 query reads the last token itself, Q = TOK(L) = q, Q^2 = TOK2(L). The maximum Q^2 is reached at
 position 1 (the anchor) and at j = 2..n+1 with x_{j-1} = q: cnt + 1 positions, so F =
-r(1/(cnt + 1)), exactly the anchor weight of the exact Transformer (``constructions.retrieval.counting``),
+r(1/(cnt + 1)), exactly the anchor weight of the exact Transformer
+(``constructions.retrieval.counting``),
 and the readout is its unembedding ``logit_t = 2 F u_t - u_t^2``, u_t = 1/(t+1): the count whose
 u_t is nearest to F wins. Precision (``counting_precision``; the readout dominates)::
 
@@ -261,7 +264,8 @@ def counting_theta(t: Tensor) -> Tensor:
 def counting_precision(n: int, vocab: int, exact: bool = False) -> int:
     """Integers (scores up to 2 (V-1)^2 in partial sums, Z up to n + 2, resp. n + 1) and the
     readout: threshold form, the relative gap about 1/(2(t+3)) between TH(t) and 1/(t+2),
-    1/(t+3); exact form, ``constructions.retrieval.counting.exact_readout_bits`` (2^p > ~6 (n+2)^2)."""
+    1/(t+3); exact form, ``constructions.retrieval.counting.exact_readout_bits`` (2^p > ~6
+    (n+2)^2)."""
     if exact:
         return max(bits_for(2 * (vocab - 1) ** 2), bits_for(n + 1), exact_readout_bits(n))
     return max(bits_for(2 * (vocab - 1) ** 2), bits_for(n + 2),

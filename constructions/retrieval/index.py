@@ -25,7 +25,8 @@ to 2 V^2, gap 1/2) must be resolved, so the construction claims
 
     p(n) = ceil(2 log2 max(n+1, V)) + 3   mantissa bits,
 
-a sufficient value found from the error terms in ``verify.retrieval.index`` (the verifier checks it, and
+a sufficient value found from the error terms in ``verify.retrieval.index`` (the verifier checks
+it, and
 ``--search-precision`` reports the least p that still verifies).
 """
 

@@ -13,12 +13,14 @@ differ only in which continuations are valid do not count twice). Any correct ma
 ``>= P(n)`` states, i.e. ``>= ceil(log2 P(n))`` bits. The failure length ``n*(S)`` is the least
 ``n`` with ``P(n) > 2**S``: every machine with ``S`` bits errs on some input of length ``n*``
 (Kremer, Nisan, Ron 1999 for the randomized, error-allowed version of the Index case; see
-``rnngap.verify.bounds.ceilings``). The lower bound holds even for machines whose transition depends on
+``rnngap.verify.bounds.ceilings``). The lower bound holds even for machines whose transition
+depends on
 the position; for such machines it is also tight where ``exact`` is True.
 
 Orders: ``query-last`` (data, then the query: the paper's order, the hard one), ``query-first``
 (the same query tokens, then the data: easy, O(log n) bits), ``stream`` (IsTree: no query).
-Every closed form below is checked against :mod:`rnngap.verify.bounds.prefix_classes` at tiny sizes in
+Every closed form below is checked against :mod:`rnngap.verify.bounds.prefix_classes` at tiny sizes
+in
 ``tests/test_bounds.py``; "exact" means equality with the brute-force maximum over all cuts.
 """
 
@@ -337,7 +339,8 @@ def _valid(task: str, n: int, alphabet: int | None, c: int) -> bool:
 
 def failure_length(task: str, state_bits: int, order: str = "query-last",
                    alphabet: int | None = None, c: int = 2) -> tuple[int | None, bool, str]:
-    """``(n*, exact, note)``: n* is the least valid n with P(n) > 2**S, so no S-bit machine is correct
+    """``(n*, exact, note)``: n* is the least valid n with P(n) > 2**S, so no S-bit machine is
+    correct
     on every input of length n* (nor, P being nondecreasing, of any longer length).
 
     ``exact`` is False when n* comes from a lower bound on P: the rows of LOWER_BOUND_ONLY

@@ -1,10 +1,12 @@
 """Exact verification of the AR construction (claim C2 for associative recall).
 
-Claim: the Transformer of ``constructions.retrieval.ar`` run in the p-bit arithmetic of ``models.arith``
+Claim: the Transformer of ``constructions.retrieval.ar`` run in the p-bit arithmetic of
+``models.arith``
 answers the value that follows the query key on EVERY valid input (pairwise distinct keys, the
 query equal to one key) of length n.
 
-The argument is the gram verifier's (``verify.retrieval.cgram``, steps 1-6) with one pointer head, W = 1,
+The argument is the gram verifier's (``verify.retrieval.cgram``, steps 1-6) with one pointer head,
+W = 1,
 T = 0 and EXCL(j) = [j odd]: the match lemma shows that the even positions j whose preceding
 token x_{j-1} equals q beat every other position by >= 1 (times beta); by the task convention the
 keys are pairwise distinct and q is one of them, so exactly one even position matches (the value

@@ -16,7 +16,8 @@ Argument (each step is computed or checked below and recorded in the verdict):
    key of every position and the value of every token are computed with sound enclosures
    (``verify.interval.linear_interval``) and must equal the formulas exactly.
 3. Integer exactness: every activation is an integer (scores: an integer times beta = 2^10);
-   its magnitude is bounded by the formulas of ``constructions.retrieval.cgram.integer_bounds`` and each
+   its magnitude is bounded by the formulas of ``constructions.retrieval.cgram.integer_bounds`` and
+   each
    bound is <= 2^p, so every p-bit rounding is the identity and every float64 reduction is
    exact in any order (all partial sums stay below 2^53 times the scale; checked).
 4. Attention is exactly hard: z3 proves the pointer lemma (layer 1) and the match lemma
@@ -316,7 +317,8 @@ def _witness_families(task) -> dict[str, np.ndarray]:
     return {"repeated max-token grams near the end": arr[task.is_valid(arr)]}
 
 
-def verify_cgram(task, precision: int | None = None, samples: int = 64, seed: int = 0) -> ConstructionVerdict:
+def verify_cgram(task, precision: int | None = None, samples: int = 64, seed: int = 0
+                 ) -> ConstructionVerdict:
     """Verify the c-gram construction for ``task`` (steps 1-6 of the module docstring)."""
     c = gram.build(task)
     L = task.seq_len()

@@ -27,7 +27,8 @@ Argument (each step is computed or checked below and recorded in the verdict):
    exactly.
 Exact-count variant (row x_1..x_n q -> the count): ONE layer, the counting head alone (its
 query reads q from the last token, which is q itself; no pointer layer, no pointer lemma); the
-same steps otherwise with L = n+1, the anchor at the last position and no EXCL; step 4-5 is replaced by ``_readout_exact``: for every count c,
+same steps otherwise with L = n+1, the anchor at the last position and no EXCL; step 4-5 is
+replaced by ``_readout_exact``: for every count c,
 the p-bit logit of token c provably exceeds that of every other token (band enumeration with
 sound float64 error bounds, tails by monotonicity of the bounding quadratic).
 6. Cross-checks: end-to-end p-bit runs (every input for tiny n; samples and adversarial
@@ -163,7 +164,8 @@ UNIT = 2.0 ** -53
 
 
 def exact_unembedding(wu: torch.Tensor, bu: torch.Tensor, f_col: int) -> dict:
-    """Side condition of the exact-count readout (shared with ``verify.retrieval.hybrid_counting``): the
+    """Side condition of the exact-count readout (shared with
+    ``verify.retrieval.hybrid_counting``): the
     unembedding reads only channel ``f_col``, with weight fl(2/(t+1)) and bias -fl(1/(t+1)^2)."""
     t = torch.arange(wu.shape[0], dtype=torch.float64)
     return side_condition("unembedding", reads_only(wu, [f_col]) and bool(

@@ -30,7 +30,8 @@ The recurrent state (2 scalars = 2p bits) is printed beside the Index lower boun
 (``verify.bounds``, query-last order): the state is far below what any pure RNN needs, so the
 information is carried by the attention layer's key-value cache.
 
-AR and c-gram retrieval: ``verify.retrieval.hybrid_gram`` (a direct proof in the style of ``verify.retrieval.cgram``).
+AR and c-gram retrieval: ``verify.retrieval.hybrid_gram`` (a direct proof in the style of
+``verify.retrieval.cgram``).
 Counting (threshold and exact-count forms): ``verify.retrieval.hybrid_counting``.
 """
 
@@ -176,7 +177,8 @@ def _bitwise(task, model, tmodel, rows: np.ndarray, arith, seed: int) -> list[di
 
 
 def index_lower_bound_bits(n: int, k: int) -> float:
-    """log2 k^n = n log2 k: Index's one-way bound (``verify.bounds.counts.index_count``, query-last)."""
+    """log2 k^n = n log2 k: Index's one-way bound (``verify.bounds.counts.index_count``,
+    query-last)."""
     return n * math.log2(k) if k > 1 else 0.0
 
 

@@ -1,6 +1,7 @@
 """Exact verification of the Counting hybrid, threshold and exact-count forms (claim C6).
 
-Claim: the hybrid of ``constructions.retrieval.hybrid.build_counting`` run in the p-bit arithmetic of
+Claim: the hybrid of ``constructions.retrieval.hybrid.build_counting`` run in the p-bit arithmetic
+of
 ``models.arith`` answers ``[#{j <= n: x_j = q} > t]`` on EVERY input ``x_1..x_n q t``
 (exact-count form: answers ``#{j <= n: x_j = q}`` on EVERY input ``x_1..x_n q``).
 
@@ -25,7 +26,8 @@ Claim: the hybrid of ``constructions.retrieval.hybrid.build_counting`` run in th
    rounding of a normal number keeps it), logit_0 = 0, logit_{>=2} = -2 < logit_1 (|TH - F| < 1).
    Exact: F_c = r(fl(1/(c+1))) is the exact Transformer's anchor weight and the unembedding is
    its (shared side condition ``verify.retrieval.counting.exact_unembedding``), so the certificate
-   ``verify.retrieval.counting.exact_readout`` applies verbatim: for every count c in [0, n] the p-bit
+   ``verify.retrieval.counting.exact_readout`` applies verbatim: for every count c in [0, n] the
+   p-bit
    logit of token c beats every other token's (band enumeration with sound float64 error
    bounds for any accumulation order, tails by monotonicity). As a cross-check the model's own
    unembedding (``Arith.linear``) is run on the residual carrying F_c: every count against every

@@ -1,6 +1,7 @@
 """Exact verification of the gram hybrids (c-gram retrieval and AR; claim C6).
 
-Claim: the hybrid of ``constructions.retrieval.hybrid.build_gram`` (one LinearRNN layer, one attention
+Claim: the hybrid of ``constructions.retrieval.hybrid.build_gram`` (one LinearRNN layer, one
+attention
 head) run in the p-bit arithmetic of ``models.arith`` answers correctly on EVERY valid input.
 
 Argument (each step computed or checked below, recorded in the verdict):
@@ -20,7 +21,8 @@ Argument (each step computed or checked below, recorded in the verdict):
 4. Integer exactness (``certificates.integer_exactness``, scores in units of beta = 2^10), exact
    float64 sums, the match lemma (z3, for ALL integers: the last allowed match beats every other
    position by >= 1), the underflow lemma (weights exactly 0/1), the decoding gap (z3).
-5. Task mapping (argued in ``constructions.retrieval.hybrid``): an allowed matching position j is exactly a
+5. Task mapping (argued in ``constructions.retrieval.hybrid``): an allowed matching position j is
+exactly a
    c-gram of the data starting with the query (value position v = j - delta in [c, n]); the last
    one is the task's answer; AR: the even position after the key equal to q.
 6. Cross-checks: the actual hybrid end to end at p bits (every input for tiny n; samples and
