@@ -221,18 +221,23 @@ def _rnn_layers(sd: dict) -> None:
     sd[p + "D"][C["POSM1SQ"], 2] = 1.0
 
 
+def config(n: int) -> HybridLRNNConfig:
+    """The architecture of the IsTree_n hybrid (only the vocabulary depends on n)."""
+    if n < 2:
+        raise ValueError(f"IsTree needs n >= 2, got {n}")
+    d_inner, d_state, kernel = LAYER_SHAPES[0]
+    return HybridLRNNConfig(vocab_size=T.vocab_size(n), d_model=D_MODEL, n_rnn_layers=2,
+                            d_inner=d_inner, d_state=d_state, conv_kernel=kernel,
+                            selective=False, n_heads=N_HEADS, d_head=D_HEAD, d_mlp=D_MLP,
+                            attn_scale=1.0, bias=True, layer_shapes=LAYER_SHAPES)
+
+
 def build(n: int) -> Construction:
     """The IsTree_n hybrid (module docstring): float64 weights with their facts (export to
     safetensors + config.json, load back: ``constructions.base``)."""
-    if n < 2:
-        raise ValueError(f"IsTree needs n >= 2, got {n}")
+    cfg = config(n)
     f64 = torch.float64
-    V = T.vocab_size(n)
-    d_inner, d_state, kernel = LAYER_SHAPES[0]
-    cfg = HybridLRNNConfig(vocab_size=V, d_model=D_MODEL, n_rnn_layers=2, d_inner=d_inner,
-                           d_state=d_state, conv_kernel=kernel, selective=False,
-                           n_heads=N_HEADS, d_head=D_HEAD, d_mlp=D_MLP, attn_scale=1.0,
-                           bias=True, layer_shapes=LAYER_SHAPES)
+    V = cfg.vocab_size
     sd = blank_state_dict(cfg)
     emb = sd["embed.weight"]
     for t in range(V):
@@ -332,6 +337,6 @@ def reference_cot(n: int, edges: object) -> list[int]:
     return out + [T.EOS, T.TRUE]
 
 
-__all__ = ["BETA", "CH", "PRECISION_FORMULA", "C", "build", "generate", "heads",
+__all__ = ["BETA", "CH", "PRECISION_FORMULA", "C", "build", "config", "generate", "heads",
            "integer_bound", "logit_gap", "max_cot", "max_len", "model", "precision_for",
            "reference_cot"]

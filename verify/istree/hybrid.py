@@ -112,7 +112,7 @@ def verify_hybrid_lrnn_istree(n: int, samples: int = 10, seed: int = 0, orders: 
                                 samples, seed, progress, jobs)
     scalars = net.backbone.state_scalars()
     state = scalars * p
-    cfg = Hy.build(n).config
+    cfg = Hy.config(n)
     return E.verdict("hybrid", n, plan, certs, p, Hy.PRECISION_FORMULA, {
         "peak_state_bits": state, "declared_state_bits": state, "recurrent_state_bits": state,
         "state_scalars": scalars, "retrievals": 0, "kv_bits": kv_bits(net, end, p),
