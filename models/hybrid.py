@@ -101,8 +101,7 @@ def _layer(spec: dict, d_model: int, mamba: MambaConfig, attn: dict) -> nn.Modul
 def layer_state_scalars(kind: str, layer: nn.Module) -> int:
     """Scalars a layer carries between tokens besides a KV cache (0 for attention, norm)."""
     if kind == "mamba":
-        c = layer.mixer.cfg
-        return c.d_inner * (c.d_state + c.d_conv - 1)
+        return layer.mixer.state_scalars()
     return layer.state_scalars() if kind == "lrnn" else 0
 
 
@@ -236,6 +235,5 @@ class HybridBackbone(nn.Module):
 
     def kv_scalars(self, context_len: int) -> int:
         """Scalars of the attention layers' KV caches after ``context_len`` positions."""
-        return sum(2 * b.attn.n_heads * b.attn.d_head * context_len
-                   for b in self.attention_layers())
+        return sum(b.attn.kv_scalars(context_len) for b in self.attention_layers())
 

@@ -134,6 +134,11 @@ class Attention(nn.Module):
         """Called with the attention weights (B, H, T_q, T_k) of every p-bit ``attend``
         (verifiers use it to audit that rows are exactly one-hot); None: no call."""
 
+    def kv_scalars(self, context_len: int) -> int:
+        """Scalars its KV cache holds after ``context_len`` positions: a key and a value of
+        d_head numbers per head and position."""
+        return 2 * self.n_heads * self.d_head * context_len
+
     def _split(self, x: Tensor) -> Tensor:  # (B, T, H*D) -> (B, H, T, D)
         b, t, _ = x.shape
         return x.view(b, t, self.n_heads, self.d_head).transpose(1, 2)
@@ -358,4 +363,4 @@ class Transformer(nn.Module):
     def kv_scalars(self, context_len: int) -> int:
         """Scalars of the KV caches after ``context_len`` positions: 2 * heads * d_head per
         position and layer."""
-        return sum(2 * b.attn.n_heads * b.attn.d_head * context_len for b in self.blocks)
+        return sum(b.attn.kv_scalars(context_len) for b in self.blocks)
