@@ -30,13 +30,13 @@ def _time(fn) -> float:
 
 
 def run(n: int, graphs: int, seed: int) -> list[dict]:
-    from rnngap.constructions import hybrid_istree as F
-    from rnngap.constructions import hybrid_istree_lrnn as Hy
-    from rnngap.constructions import transformer_istree as X
-    from rnngap.constructions.rnn_rag import run_istree
+    from rnngap.constructions.istree import fsm_hybrid as F
+    from rnngap.constructions.istree import hybrid as Hy
+    from rnngap.constructions.istree import transformer as X
+    from rnngap.constructions.istree.rnn_rag import run_istree
     from rnngap.tasks import istree as T
-    from rnngap.verify import hybrid_istree_lrnn as VH
-    from rnngap.verify import transformer_istree as VX
+    from rnngap.verify.istree import hybrid as VH
+    from rnngap.verify.istree import transformer as VX
 
     edges = list(T.sample_graphs(n, graphs, "binary", seed=seed)[0])
     truth = [T.is_tree(n, e) for e in edges]

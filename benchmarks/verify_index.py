@@ -16,7 +16,7 @@ import sys
 CHILD = r"""
 import json, resource, sys, time
 from rnngap.tasks.index import IndexTask
-from rnngap.verify.index import verify_index
+from rnngap.verify.retrieval.index import verify_index
 n, full = int(sys.argv[1]), sys.argv[2] == "1"
 t0 = time.perf_counter()
 v = verify_index(IndexTask(n), full_rows=full, samples=16)

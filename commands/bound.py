@@ -28,7 +28,7 @@ def _fmt(n: int | None) -> str:
 
 def _state_from_flags(arch: str | None, config: str | None, dtype: str | None, free: dict):
     """Resolve --arch / --config / free parameters into an ArchState (or None)."""
-    from rnngap.verify import archs
+    from rnngap.verify.bounds import archs
 
     given = {k: v for k, v in free.items() if v is not None}
     if config:
@@ -69,7 +69,8 @@ def _state_from_flags(arch: str | None, config: str | None, dtype: str | None, f
 def _rows(state_bits: int, tasks, orders, alphabet, c) -> list[dict]:
     """One row per (task, order); a row whose task rejects ``alphabet`` is kept with a
     ``skipped`` reason (and no numbers) instead of failing the whole table."""
-    from rnngap.verify import bounds, ceilings
+    from rnngap.verify.bounds import ceilings
+    from rnngap.verify.bounds import counts as bounds
 
     rows = []
     for task, order in bounds.DEFAULT_ROWS:
@@ -136,8 +137,8 @@ def _rows(state_bits: int, tasks, orders, alphabet, c) -> list[dict]:
               help="With --task and a tiny --n: also enumerate every input and compare.")
 @click.option("--oracle", type=click.Choice(["ar"]),
               help="Claim C7: the machine may also ask an associative-recall oracle (the token "
-                   "after an occurrence of a token; verify/oracle.py). Counts the classes that "
-                   "remain after everything the oracle can reveal.")
+                   "after an occurrence of a token; verify/bounds/oracle.py). Counts the classes "
+                   "that remain after everything the oracle can reveal.")
 @click.option("--occurrence", type=click.Choice(["first", "last", "adversarial"]),
               default="first", show_default=True,
               help="With --oracle: which occurrence the oracle answers from (adversarial: any; "
@@ -165,7 +166,7 @@ def bound(state_bits, arch, config, d_model, n_layers, d_state, expand, heads, d
       rnngap bound --task index --n 1000 --json
       rnngap bound --arch mamba --d-model 64 --n-layers 16 --d-state 16
     """
-    from rnngap.verify import archs
+    from rnngap.verify.bounds import archs
 
     if list_archs:
         items = [{"arch": k, "family": f, "source": s} for k, (f, _, s) in archs.PRESETS.items()]
@@ -245,7 +246,7 @@ ORACLE_TASKS = ("index", "ar", "cgram", "counting", "counting-exact")
 def _oracle_mode(task, n, alphabet, c, state_bits, rule, search, brute, as_json,
                  other_flags) -> None:
     """``bound --oracle ar``: classes after conditioning on the oracle (claim C7)."""
-    from rnngap.verify import oracle as O
+    from rnngap.verify.bounds import oracle as O
 
     if other_flags:
         raise click.UsageError("--oracle takes --task, --n, --state-bits, --alphabet, --c, "
@@ -343,7 +344,7 @@ def _oracle_mode(task, n, alphabet, c, state_bits, rule, search, brute, as_json,
 
 
 def _count_mode(task, n, orders, alphabet, c, state_bits, as_json, brute=False) -> None:
-    from rnngap.verify import bounds
+    from rnngap.verify.bounds import counts as bounds
 
     if task is None:
         raise click.UsageError("--n needs --task")
@@ -409,47 +410,28 @@ def _verdict(d: dict, state_bits: int) -> str:
 
 
 def _brute(task: str, n: int, order: str, k: int, c: int) -> dict:
-    """Enumerate every input (tiny sizes) and compare with the formula; exit 1 on disagreement."""
-    from rnngap.verify import bounds
-    from rnngap.verify import prefix_classes as pc
+    """``verify.bounds.prefix_classes.brute_force`` for --brute; exit 1 on disagreement."""
+    from rnngap.verify.bounds import prefix_classes as pc
 
-    o = "last" if order == "query-last" else "first"
-    size = {"ar": math.perm(k, n // 2) * k ** (n // 2), "istree": math.comb(n * (n - 1) // 2,
-            n - 1)}.get(task, k**n * (k * (n + 1) if task == "counting" else max(k, n)))
-    if size > 200_000 or (task == "istree" and n > 5):
+    size = pc.input_count(task, n, k)
+    if size > pc.BRUTE_LIMIT or (task == "istree" and n > pc.BRUTE_ISTREE_MAX):
         raise click.UsageError(f"--brute enumerates every input: {task} at n={n} is too large "
-                               f"({size} inputs; limit 200000, IsTree n <= 5)")
-    ct = bounds.count(task, n, order, None if task == "istree" else k, c)
-    if task == "istree":
-        best = max(((pc.fooling_number(pc.istree_tables(n, j)), j) for j in range(n)),
-                   default=(1, 0))
-        rows = max(pc.distinct_rows(pc.istree_tables(n, j)) for j in range(n))
-        inputs, cut = f"all {size} edge sets (edge order never matters)", f"after {best[1]} edges"
-    else:
-        inst = {"index": lambda: pc.index_instances(n, k, o),
-                "ar": lambda: pc.ar_instances(n // 2, k, o),
-                "cgram": lambda: pc.cgram_instances(n, c, k, o),
-                "counting": lambda: pc.counting_instances(n, k, False, o),
-                "counting-exact": lambda: pc.counting_instances(n, k, True, o)}[task]()
-        try:
-            best, rows = pc.worst_cut(inst), pc.worst_cut(inst, "rows")[0]
-        except ValueError as exc:
-            raise click.UsageError(f"--brute: {task} at n={n} is too large to brute-force: "
-                                   f"{exc}; try a smaller --n or --alphabet") from None
-        inputs, cut = f"all {len(inst)} inputs", f"after {best[1]} tokens"
-    value = best[0]
-    ok = value == ct.prefix_classes if ct.exact else \
-        ct.prefix_classes <= value <= (ct.upper or value)
-    verdict = ("equals the formula" if ct.exact else "within the stated bounds") if ok else \
-        "DISAGREES with the formula"
-    if not ok:
-        fail(f"brute force gives {value}, formula {ct.prefix_classes} ({task}, n={n}, {order})")
-    return {"inputs": inputs, "fooling_number": value, "cut": cut, "distinct_rows": rows,
-            "verdict": verdict}
+                               f"({size} inputs; limit {pc.BRUTE_LIMIT}, IsTree n <= "
+                               f"{pc.BRUTE_ISTREE_MAX})")
+    try:
+        out = pc.brute_force(task, n, order, k, c)
+    except pc.TooLarge as exc:
+        raise click.UsageError(f"--brute: {task} at n={n} is too large to brute-force: "
+                               f"{exc}; try a smaller --n or --alphabet") from None
+    if not out.pop("agrees"):
+        fail(f"brute force gives {out['fooling_number']}, formula {out.pop('formula')} ({task}, "
+             f"n={n}, {order})")
+    out.pop("formula")
+    return out
 
 
 def _add_arch(rows: list[dict], st) -> None:
-    from rnngap.verify.archs import kv_cache_bits
+    from rnngap.verify.bounds.archs import kv_cache_bits
 
     d, layers = int(st.params["d_model"]), int(st.params["n_layers"])
     for r in rows:
@@ -520,7 +502,7 @@ def _plot(path: str, state_bits: int, rows: list[dict], alphabet, c) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rnngap.verify.ceilings import ceiling
+    from rnngap.verify.bounds.ceilings import ceiling
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for r in rows:

@@ -54,9 +54,9 @@ def construct(task, n, model, alphabet, c, exact, out, overwrite, as_json):
         if alphabet is not None or c is not None or exact:
             raise click.UsageError("istree takes no --alphabet, --c or --exact")
         if model == "hybrid":
-            from rnngap.constructions.hybrid_istree_lrnn import construction
+            from rnngap.constructions.istree.hybrid import build as construction
         else:
-            from rnngap.constructions.transformer_istree import build as construction
+            from rnngap.constructions.istree.transformer import build as construction
         cons = construction(n)
     else:
         try:
@@ -65,7 +65,7 @@ def construct(task, n, model, alphabet, c, exact, out, overwrite, as_json):
             raise click.UsageError(str(e)) from None
         try:
             if model == "hybrid":
-                from rnngap.constructions.hybrid import build as build_hybrid
+                from rnngap.constructions.retrieval.hybrid import build as build_hybrid
 
                 cons = build_hybrid(task, t)
             else:
@@ -74,13 +74,12 @@ def construct(task, n, model, alphabet, c, exact, out, overwrite, as_json):
             raise  # one line at the top level (cli), not a usage message
         except ValueError as e:
             raise click.UsageError(str(e)) from None
-    from rnngap.constructions.base import Construction, export
+    from rnngap.constructions.base import export
 
     target = Path(out)
     try:
         with staged_out_dir(target, overwrite) as stage:
-            paths = export(cons, stage) if isinstance(cons, Construction) else \
-                cons.export(str(stage))
+            paths = export(cons, stage)
     except OSError as e:
         raise click.UsageError(f"--out {out}: cannot write ({e.strerror or e})") from None
     paths = [target / p.name for p in map(Path, paths)]

@@ -42,8 +42,8 @@ def fool(task, state_bits, machine, n, alphabet, seed, max_samples, oracle, occu
       rnngap fool --task index --state-bits 32 --machine prefix
       rnngap fool --task ar --state-bits 20 --machine mymod:step
     """
-    from rnngap.verify import bounds
-    from rnngap.verify import fool as fl
+    from rnngap.verify.bounds import counts as bounds
+    from rnngap.verify.bounds import fool as fl
 
     if state_bits < 1 or state_bits > 62:
         raise click.BadParameter("must be in [1, 62]", param_hint="--state-bits")
@@ -119,8 +119,8 @@ def _fool_oracle(task, state_bits, machine, n, alphabet, seed, max_samples, rule
     """``fool --oracle ar``: a fooling pair whose oracle answers are all identical."""
     from tqdm import tqdm
 
-    from rnngap.verify import fool as fl
-    from rnngap.verify import oracle as O
+    from rnngap.verify.bounds import fool as fl
+    from rnngap.verify.bounds import oracle as O
 
     if c < 2:
         raise click.BadParameter(f"c must be >= 2, got {c}", param_hint="--c")

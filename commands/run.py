@@ -105,7 +105,7 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
     if method != "rnn-rag" and (mode or no_retrieval):
         raise click.UsageError(f"--method {method} has no retriever: it takes no "
                                f"{mode or '--no-retrieval'}")
-    from rnngap.verify.istree_methods import METHODS
+    from rnngap.verify.istree.methods import METHODS
 
     if n > METHODS[method].max_n:
         raise click.BadParameter(f"must be <= {METHODS[method].max_n} for --method {method}, "
@@ -119,7 +119,7 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
             raise click.BadParameter("--contrast enumerates graphs on n vertices: use "
                                      "4 <= n <= 7 (for n < 4 every such edge set is a tree)",
                                      param_hint="--n")
-        from rnngap.verify.istree_rag import fool_no_retrieval
+        from rnngap.verify.istree.rnn_rag import fool_no_retrieval
 
         out = fool_no_retrieval(n)
         if as_json:
@@ -142,7 +142,7 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
     torch.set_num_threads(1)  # many small tensor ops: one thread is much faster
     import numpy as np
 
-    from rnngap.constructions.rnn_rag import run_istree
+    from rnngap.constructions.istree.rnn_rag import run_istree
     from rnngap.tasks import istree as T
 
     if edges_text is not None:
@@ -160,7 +160,7 @@ def istree(method: str, n: int, edges_text: str | None, seed: int | None, family
         return
     extra: dict = {}
     if method == "hybrid-fsm":
-        from rnngap.constructions import hybrid_istree as H
+        from rnngap.constructions.istree import fsm_hybrid as H
 
         tr = H.run(n, edges)
         extra = {"attention_lookups": tr.lookups, "lookup_mismatches": tr.mismatches,
@@ -198,17 +198,17 @@ def _run_decoder(method: str, n: int, edges, source: str, quiet: bool, as_json: 
     from rnngap.tasks import istree as T
 
     if method == "transformer":
-        from rnngap.constructions import transformer_istree as X
-        from rnngap.verify import transformer_istree as V
+        from rnngap.constructions.istree import transformer as X
+        from rnngap.verify.istree import transformer as V
 
         p, net, fmt = X.precision_for(n), X.build(n).model(), "official cot format"
         state = 0
     else:
-        from rnngap.constructions import hybrid_istree_lrnn as X
-        from rnngap.verify import hybrid_istree_lrnn as V
+        from rnngap.constructions.istree import hybrid as X
+        from rnngap.verify.istree import hybrid as V
 
         p, net, fmt = X.precision_for(n), X.model(n), "union-find CoT"
-        state = net.state_bits(p)
+        state = net.backbone.state_scalars() * p
     (got,), audit = V.run_batch(n, net, [edges], p)
     want = V.reference(n, edges)
     truth = T.is_tree(n, edges)
@@ -218,7 +218,7 @@ def _run_decoder(method: str, n: int, edges, source: str, quiet: bool, as_json: 
            "verdict": verdict, "truth": truth, "correct": verdict == truth,
            "reference_cot": got == want, "cot_tokens": len(got),
            "recurrent_state_bits": state,
-           "kv_cache_bits": V.kv_bits(n, len(prompt) + len(got) - 1, p), "precision_bits": p,
+           "kv_cache_bits": V.kv_bits(net, len(prompt) + len(got) - 1, p), "precision_bits": p,
            "attention_rows_not_one_hot": audit.not_one_hot,
            "non_integer_residuals": audit.non_integer, "edges": np.asarray(edges).tolist()}
     _report(out, T.render(prompt + got), quiet, as_json, [
@@ -246,7 +246,7 @@ def _report(out: dict, transcript: str, quiet: bool, as_json: bool, lines: list[
 
 def _warn_cost(n: int, sizes: list[int], method: str = "rnn-rag") -> None:
     """One note on stderr when the runs (one graph per size) will take long."""
-    from rnngap.verify.istree_methods import seconds_per_graph
+    from rnngap.verify.istree.methods import seconds_per_graph
 
     single = 2.5 if method == "hybrid" else 1.0  # one graph alone: no batch to amortize over
     est = sum(single * seconds_per_graph(m, method) for m in sizes)
@@ -260,7 +260,7 @@ def _scaling(n_max: int, seed: int, as_json: bool) -> None:
     import time
 
     from rnngap.commands._common import table
-    from rnngap.constructions.rnn_rag import run_istree
+    from rnngap.constructions.istree.rnn_rag import run_istree
     from rnngap.tasks import istree as T
 
     if n_max < 16:
@@ -332,7 +332,7 @@ def tm(machine_name: str | None, machine_file: str | None, input_text: str | Non
     sits in cells 1..k; WRITE '=' keeps the symbol; MOVE is L, R or N.  Every (non-halting
     state, tape symbol) pair must have a transition.
     """
-    from rnngap.constructions import turing as TM
+    from rnngap.constructions.turing import compiler as TM
 
     if list_machines:
         if input_text is not None or check_len is not None or max_steps is not None:
@@ -424,7 +424,7 @@ def _check_tm(TM, machine, max_len: int, max_steps: int | None, as_json: bool) -
         raise click.BadParameter("must be in 0..12", param_hint="--check-up-to")
     from tqdm import tqdm
 
-    from rnngap.constructions.turing_machines import SPECS
+    from rnngap.constructions.turing.machines import SPECS
 
     spec = SPECS.get(machine.name) if TM.MACHINES.get(machine.name) is machine else None
     total = sum(len(machine.input_alphabet) ** k for k in range(max_len + 1))

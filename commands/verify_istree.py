@@ -1,6 +1,6 @@
 """``rnngap verify istree``: check an IsTree method on every small graph and on samples beyond.
 
-Methods plug in as records of :mod:`rnngap.verify.istree_methods` (verifier, helper, max n, cost
+Methods plug in as records of :mod:`rnngap.verify.istree.methods` (verifier, helper, max n, cost
 model, parallel or not); the verifier is imported only when used.
 """
 
@@ -11,7 +11,7 @@ import sys
 import click
 
 from rnngap.commands._common import dump_json, fail, max_memory_option
-from rnngap.verify.istree_methods import METHODS, default_samples, seconds_per_graph
+from rnngap.verify.istree.methods import METHODS, default_samples, seconds_per_graph
 
 MAX_SAMPLES = 10_000
 """--samples cap (per family): at n = 1024 one graph takes about 1 s, at n = 4096 about 4-12 s."""
@@ -97,9 +97,9 @@ def istree(method: str, n: int, orders: str, samples: int | None, seed: int, job
     else:
         graphs = 0
     try:
-        from rnngap.verify.istree_rag import _plan
+        from rnngap.verify.istree.rnn_rag import enumeration_plan
 
-        graphs += _plan(n, orders)[1]
+        graphs += enumeration_plan(n, orders)[1]
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     est = sum(graphs * seconds_per_graph(n, m) / (jobs if METHODS[m].parallel else 1)

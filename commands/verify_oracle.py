@@ -28,7 +28,7 @@ def ar_oracle(n, alphabet, occurrence, search, as_json):
     the occurrence the oracle uses. The negative side, for c-gram and Counting:
       rnngap bound --task cgram --c 3 --oracle ar --state-bits 512
     """
-    from rnngap.constructions.ar_oracle import verify_ar_recall
+    from rnngap.constructions.retrieval.ar_oracle import verify_ar_recall
 
     if alphabet is not None and alphabet < 1:
         raise click.BadParameter("must be >= 1", param_hint="--alphabet")

@@ -48,7 +48,7 @@ def precheck(name: str, task, c: int | None, exact: bool) -> None:
 
 
 #: the hybrid (linear RNN + ONE attention layer, Definition 5.5) verifier, for every task
-HYBRID_VERIFIER = ("rnngap.verify.hybrid", "verify_hybrid")
+HYBRID_VERIFIER = ("rnngap.verify.retrieval.hybrid", "verify_hybrid")
 
 
 def verifier(name: str, model: str = "transformer") -> Callable[..., dict]:
@@ -104,13 +104,11 @@ def search_precision(fn, task, verdict: dict, seed: int) -> dict:
                 break
     if hi is None:
         return {"least_verifying": None, "note": f"no p <= {MAX_P} verifies"}
-    lo = 1  # invariant: lo fails (or is below the range), hi verifies
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if mid >= 2 and fn(task, precision=mid, samples=8, seed=seed)["verified"]:
-            hi = mid
-        else:
-            lo = mid
+    from rnngap.verify.search import bisect_least
+
+    # p = 1 counts as failing (below the range); hi verifies
+    hi = bisect_least(lambda p: p >= 2 and fn(task, precision=p, samples=8, seed=seed)["verified"],
+                      1, hi)
     below = fn(task, precision=hi - 1, samples=64, seed=seed) if hi - 1 >= 2 else None
     return {"least_verifying": hi, "checked_below": None if below is None else {
         "precision_bits": hi - 1, "verified": below["verified"], "failure": below["failure"],
@@ -157,7 +155,7 @@ def render(v: dict) -> str:
         lines.append(f"VERIFIED for every input of length n at p = {v['precision_bits']} bits "
                      f"({v['seconds']} s)")
     else:
-        from rnngap.verify.index import summarize_witness
+        from rnngap.verify.retrieval.index import summarize_witness
         lines.append(f"NOT VERIFIED: {v['failure']}")
         lines.append(summarize_witness(v.get("witness")))
     return "\n".join(lines)
@@ -294,7 +292,7 @@ def render_range(v: dict) -> str:
 
 
 def _witness_line(w) -> str:
-    from rnngap.verify.index import summarize_witness
+    from rnngap.verify.retrieval.index import summarize_witness
     return summarize_witness(w)
 
 

@@ -2,9 +2,13 @@
 
 A construction is weights FROM A PROOF for a model of ``rnngap.models``: a config, a state dict,
 and the facts the proof needs (named residual channels, the precision p(n) it claims, the task it
-solves). Export writes ``model.safetensors`` (every tensor, positional table included),
-``config.json`` (architecture + construction facts) and ``vocab.json`` (token id -> string), so
-the forward pass can be rerun from these files and the equations in ``models.transformer`` alone.
+solves). One type serves both families: a Transformer (``TransformerConfig``, run by
+``models.transformer.Transformer``) and a linear-RNN hybrid of Definition 5.5
+(``HybridLRNNConfig``, run by ``models.lm.LM``; it also names the channels its recurrence writes,
+``rnn_channels``, and the conv ``taps`` of the retrieval hybrids). Export writes
+``model.safetensors`` (every tensor, positional table included), ``config.json`` (architecture +
+construction facts) and, for a Transformer, ``vocab.json`` (token id -> string), so the forward
+pass can be rerun from these files and the equations of ``docs/export-format.md`` alone.
 """
 
 from __future__ import annotations
@@ -18,27 +22,49 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from rnngap.models.export_format import construction_header
+from rnngap.models.hybrid_lrnn import HybridLRNNConfig, build_model
+from rnngap.models.lm import LM
 from rnngap.models.transformer import Transformer, TransformerConfig
 from rnngap.resources import require
+
+_META = ("task", "n", "task_params", "precision_bits", "precision_formula", "channels",
+         "rnn_channels", "scalars", "notes", "taps")
+"""The construction facts in config.json, in file order (the last of them and
+``rnn_channels`` for hybrids only)."""
 
 
 @dataclass
 class Construction:
-    """Hand-set weights for a Transformer, plus the facts its correctness proof rests on."""
+    """Hand-set weights for a Transformer or a linear-RNN hybrid, plus the facts its correctness
+    proof rests on."""
 
     task: str
     n: int
     task_params: dict
-    config: TransformerConfig
+    config: TransformerConfig | HybridLRNNConfig
     state_dict: dict[str, Tensor]
     precision_bits: int
     precision_formula: str
     channels: dict[str, int]
     scalars: dict[str, float] = field(default_factory=dict)
     notes: str = ""
+    rnn_channels: list[str] = field(default_factory=list)
+    taps: list[dict] = field(default_factory=list)
 
-    def model(self) -> Transformer:
-        """A float64 Transformer carrying exactly these weights."""
+    @property
+    def hybrid(self) -> bool:
+        return isinstance(self.config, HybridLRNNConfig)
+
+    @property
+    def kind(self) -> str:
+        """``transformer`` or ``hybrid_lrnn`` (the config's ``model`` tag)."""
+        return "hybrid_lrnn" if self.hybrid else "transformer"
+
+    def model(self) -> Transformer | LM:
+        """A float64 network carrying exactly these weights (strict)."""
+        if self.hybrid:
+            return build_model(self.config, self.state_dict)
         m = Transformer(self.config).double()
         missing, unexpected = m.load_state_dict(self.state_dict, strict=False)
         if unexpected or [k for k in missing if not k.endswith("pos_table")]:
@@ -47,18 +73,31 @@ class Construction:
         return m
 
     def sizes(self) -> dict:
-        """Depth, heads and width: the quantities that must not grow with n."""
+        """Depth (attention layers; hybrids also RNN layers), heads and width: the quantities
+        that must not grow with n."""
         c = self.config
-        return {"layers": c.n_layers, "heads": c.n_heads, "width": c.d_model,
+        depth = {"layers": 1, "rnn_layers": c.n_rnn_layers} if self.hybrid else \
+            {"layers": c.n_layers}
+        return {**depth, "heads": c.n_heads, "width": c.d_model,
                 "d_head": c.d_head, "d_mlp": c.d_mlp,
                 "params": int(sum(v.numel() for k, v in self.state_dict.items()
                                   if k != "pos_table"))}
 
+    def state_scalars(self) -> int:
+        """Scalars the network carries between tokens besides its KV cache, as the model
+        reports it (built on the ``meta`` device: shapes only). 0 for a Transformer."""
+        if not self.hybrid:
+            return 0
+        with torch.device("meta"):
+            return LM(self.config.lm_config()).backbone.state_scalars()
+
     def meta(self) -> dict:
-        return {"task": self.task, "n": self.n, "task_params": self.task_params,
-                "precision_bits": self.precision_bits,
-                "precision_formula": self.precision_formula, "channels": self.channels,
-                "scalars": self.scalars, "notes": self.notes}
+        keys = _META if self.hybrid else [k for k in _META if k not in ("rnn_channels", "taps")]
+        return {k: getattr(self, k) for k in keys}
+
+    def export(self, out_dir: str | os.PathLike) -> list[Path]:
+        """:func:`export`."""
+        return export(self, out_dir)
 
 
 def check_weights(cfg: TransformerConfig) -> int:
@@ -81,7 +120,8 @@ def zero_state_dict(cfg: TransformerConfig) -> dict[str, Tensor]:
 
 
 def export(c: Construction, out_dir: str | os.PathLike) -> list[Path]:
-    """Write model.safetensors, config.json and vocab.json into ``out_dir`` (created)."""
+    """Write model.safetensors, config.json and (Transformer) vocab.json into ``out_dir``
+    (created), each file atomically."""
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -89,12 +129,13 @@ def export(c: Construction, out_dir: str | os.PathLike) -> list[Path]:
     tensors = {k: v.detach().contiguous().to(torch.float64) for k, v in c.state_dict.items()}
     paths = [out / "model.safetensors", out / "config.json", out / "vocab.json"]
     cfg = json.loads(c.config.to_json())
-    from rnngap.models.export_format import construction_header
-    payloads = [None, json.dumps({**construction_header("transformer"), "architecture": cfg,
+    payloads = [None, json.dumps({**construction_header(c.kind), "architecture": cfg,
                                   "construction": c.meta(), "dtype": "float64",
-                                  "forward": "rnngap.models.transformer module docstring"},
+                                  "forward": f"rnngap.models.{c.kind} module docstring"},
                                  indent=2),
                 json.dumps([str(t) for t in range(c.config.vocab_size)])]
+    if c.hybrid:
+        paths, payloads = paths[:2], payloads[:2]
     for path, text in zip(paths, payloads):
         fd, tmp = tempfile.mkstemp(dir=out, prefix=".tmp-")
         os.close(fd)
@@ -122,9 +163,16 @@ def load(in_dir: str | os.PathLike) -> Construction:
         raise ValueError(f"{d}: corrupt construction files ({e})") from None
     try:
         meta = cfg["construction"]
-        config = TransformerConfig.from_dict(cfg["architecture"])
-    except (KeyError, TypeError, ValueError) as e:
+        arch = cfg["architecture"]
+        hybrid = isinstance(arch, dict) and arch.get("model") == "hybrid_lrnn"
+        config = (HybridLRNNConfig if hybrid else TransformerConfig).from_dict(arch)
+        taps = [dict(t) for t in meta.get("taps", [])]
+        for tap in taps:                  # JSON object keys are strings; lags are ints
+            if "kernel" in tap:
+                tap["kernel"] = {int(k): v for k, v in tap["kernel"].items()}
+        return Construction(meta["task"], meta["n"], meta["task_params"], config, tensors,
+                            meta["precision_bits"], meta["precision_formula"],
+                            meta["channels"], meta.get("scalars", {}), meta.get("notes", ""),
+                            list(meta.get("rnn_channels", [])), taps)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ValueError(f"{d}/config.json is not a construction config ({e})") from None
-    return Construction(meta["task"], meta["n"], meta["task_params"], config, tensors,
-                        meta["precision_bits"], meta["precision_formula"], meta["channels"],
-                        meta.get("scalars", {}), meta.get("notes", ""))

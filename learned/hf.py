@@ -17,8 +17,8 @@ Accuracy = the fraction of prompts whose parsed answer equals the expected strin
 ``max_new_tokens`` is the token length of the expected answer plus 4.
 
 Bounds beside the accuracy: a recurrent model's state bits come from its config (the presets
-code, :func:`rnngap.verify.archs.state_from_config`; Hugging Face Mamba configs are read);
-the Fano ceiling for that many bits at each n is :func:`rnngap.verify.ceilings.fano_ceiling`
+code, :func:`rnngap.verify.bounds.archs.state_from_config`; Hugging Face Mamba configs are read);
+the Fano ceiling for that many bits at each n is :func:`rnngap.verify.bounds.ceilings.fano_ceiling`
 on the task's hard distribution (phonebook: n numbers uniform over 10^7; AR n/2 values over
 n+1 symbols; Index n symbols over n+1). An attention model gets no ceiling; its KV cache at
 the prompt length is reported instead: 2 x layers x kv_heads x head_dim x tokens x the
@@ -170,7 +170,7 @@ def _state_and_kv(cfg, model) -> tuple[int | None, int | None]:
     """(recurrent state bits, None) for a model the presets code understands as recurrent,
     every component at the model's parameter dtype; (None, KV-cache bits per token) for an
     attention model; (None, None) when neither can be derived from the config."""
-    from rnngap.verify.archs import state_from_config
+    from rnngap.verify.bounds.archs import state_from_config
     pdt = next(model.parameters()).dtype
     bits = pdt.itemsize * 8
     dtype = {"torch.float32": "fp32", "torch.bfloat16": "bf16",
@@ -192,8 +192,8 @@ def _state_and_kv(cfg, model) -> tuple[int | None, int | None]:
 
 # ----------------------------------------------------------------------------- evaluation
 def ceiling(task: str, n: int, state_bits: float | None) -> float | None:
-    from rnngap.verify.ceilings import ceiling as task_ceiling
-    from rnngap.verify.ceilings import fano_ceiling
+    from rnngap.verify.bounds.ceilings import ceiling as task_ceiling
+    from rnngap.verify.bounds.ceilings import fano_ceiling
     if state_bits is None:
         return None
     if task == "phonebook":

@@ -1,7 +1,10 @@
-"""The hybrid of Definition 5.5 (Wen, Dang, Lyu, ICLR 2025; claim C6): linear RNN layers, then ONE
-softmax-attention layer.
+"""The hand-set hybrids of Definition 5.5 (Wen, Dang, Lyu, ICLR 2025; claim C6): linear RNN
+layers, then ONE softmax-attention layer -- their config and the key layout of their files.
 
-Forward pass for tokens t_1..t_T (no positional table: position enters only through the RNN)::
+The network is the one trainable class, ``models.lm.LM`` with ``arch = "hybrid"``, the
+``table`` embedding and the layer pattern ``lrnn * R, attention`` (:meth:`HybridLRNNConfig.
+lm_config`). Forward pass for tokens t_1..t_T (no positional table: position enters only
+through the RNN)::
 
     h^0_j = E[t_j]                                   token embedding
     h^l   = LinearRNN_l(h^{l-1})   l = 1..R           ``models.linear_rnn`` (residual layers)
@@ -12,11 +15,15 @@ Forward pass for tokens t_1..t_T (no positional table: position enters only thro
 ``Attn`` and ``MLP`` are the Transformer's own modules (``models.transformer.Block`` with
 ``pos = "none"``, ``norm = "none"``), so the attention layer obeys exactly the equations of
 ``models.transformer`` and can be verified by the same code. With an ``Arith`` every operation is
-rounded as ``models.arith`` specifies; without one, plain torch runs (training).
+rounded as ``models.arith`` specifies; without one, plain torch runs.
 
-Memory between tokens: the RNN layers' fixed-size state (:meth:`HybridLRNN.state_scalars`
-scalars, ``state_bits(p)`` = that times p bits at precision p) plus the attention layer's
-key-value cache, which grows with the context -- the one place the hybrid stores the input.
+Exported files (``docs/export-format.md``) keep the names ``embed``, ``rnn.<i>``, ``block`` and
+``unembed``; :func:`to_model_keys` / :func:`from_model_keys` translate them to the model's
+``tok_embed``, ``backbone.layers.<i>``, ``backbone.layers.<R>``, ``lm_head``.
+
+Memory between tokens: the RNN layers' fixed-size state (``model.backbone.state_scalars()``
+scalars, that times p bits at precision p) plus the attention layer's key-value cache, which
+grows with the context -- the one place the hybrid stores the input.
 """
 
 from __future__ import annotations
@@ -25,11 +32,10 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from rnngap.models.arith import Arith
-from rnngap.models.linear_rnn import LinearRNN
-from rnngap.models.transformer import Block, TransformerConfig
+from rnngap.models.lm import LM, LMConfig
+from rnngap.models.transformer import TransformerConfig
 
 
 @dataclass
@@ -88,6 +94,21 @@ class HybridLRNNConfig:
                                  norm="none", pos="none", mlp="relu", bias=self.bias,
                                  attn_scale=self.attn_scale)
 
+    def layer_pattern(self) -> list[dict]:
+        """``lrnn * n_rnn_layers, attention`` as ``models.hybrid`` layer specs."""
+        a = self.attention_config()
+        attn = {"kind": "attention", **{k: getattr(a, k) for k in (
+            "n_heads", "d_head", "d_mlp", "norm", "pos", "mlp", "bias", "attn_scale")}}
+        return [{"kind": "lrnn", "d_inner": d_inner, "d_state": d_state, "conv_kernel": kernel,
+                 "selective": self.selective} for d_inner, d_state, kernel in self.shapes()
+                ] + [attn]
+
+    def lm_config(self) -> LMConfig:
+        """The ``LM`` that runs this hybrid (module docstring)."""
+        return LMConfig(arch="hybrid", vocab_size=self.vocab_size, d_model=self.d_model,
+                        n_layers=self.n_rnn_layers, n_heads=self.n_heads, d_mlp=self.d_mlp,
+                        embedding="table", layers=self.layer_pattern())
+
     def to_json(self) -> str:
         return json.dumps({"model": "hybrid_lrnn", **asdict(self)}, indent=2)
 
@@ -103,57 +124,57 @@ class HybridLRNNConfig:
         return cls(**d)
 
 
-class HybridLRNN(nn.Module):
-    """Embedding, ``n_rnn_layers`` LinearRNN layers, one attention Block, unembedding."""
-
-    def __init__(self, cfg: HybridLRNNConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.rnn = nn.ModuleList(LinearRNN(cfg.d_model, d_inner, d_state, kernel, cfg.selective)
-                                 for d_inner, d_state, kernel in cfg.shapes())
-        self.block = Block(cfg.attention_config())
-        self.unembed = nn.Linear(cfg.d_model, cfg.vocab_size, bias=cfg.bias)
-
-    def state_scalars(self) -> int:
-        """Scalars the RNN part carries between tokens (independent of the input length)."""
-        return sum(layer.state_scalars() for layer in self.rnn)
-
-    def state_bits(self, p: int) -> int:
-        """Recurrent state size in bits when every scalar is a p-bit number."""
-        return self.state_scalars() * int(p)
-
-    def rnn_residual(self, tokens: Tensor, arith: Arith | None = None,
-                     traces: list[dict] | None = None) -> Tensor:
-        """h^R (B, T, d): the residual stream entering the attention layer."""
-        h = self.embed(tokens)
-        for i, layer in enumerate(self.rnn):
-            tr = None if traces is None else {}
-            h = layer(h, arith, tr)
-            if traces is not None:
-                traces.append(tr)
-        return h
-
-    def head(self, h: Tensor, arith: Arith | None = None, last_only: bool = False) -> Tensor:
-        """Attention layer, MLP and unembedding on h^R: logits (B, T or 1, V)."""
-        h = self.block(h, arith, last_only=last_only)
-        if arith is None:
-            return self.unembed(h)
-        return arith.linear(h, self.unembed.weight, self.unembed.bias)
-
-    def forward(self, tokens: Tensor, arith: Arith | None = None, last_only: bool = False
-                ) -> Tensor:
-        """Logits (B, T, V), or (B, 1, V) for the final position when ``last_only``."""
-        return self.head(self.rnn_residual(tokens, arith), arith, last_only)
-
-    def predict(self, tokens: Tensor, arith: Arith | None = None) -> Tensor:
-        """argmax of the final position's logits (lowest index on ties), shape (B,)."""
-        return self.forward(tokens, arith, last_only=True)[:, -1, :].argmax(-1)
+def to_model_keys(cfg: HybridLRNNConfig, sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A state dict in the file layout (``embed``, ``rnn.<i>``, ``block``, ``unembed``) with the
+    names of the ``LM`` that runs it (module docstring)."""
+    R, out = cfg.n_rnn_layers, {}
+    for k, v in sd.items():
+        head, _, rest = k.partition(".")
+        if head == "embed":
+            out["tok_embed." + rest] = v
+        elif head == "unembed":
+            out["lm_head." + rest] = v
+        elif head == "block":
+            out[f"backbone.layers.{R}.{rest}"] = v
+        elif head == "rnn":
+            out["backbone.layers." + rest] = v
+        else:
+            raise ValueError(f"not a key of a hybrid_lrnn state dict: {k!r}")
+    return out
 
 
-def build_model(cfg: HybridLRNNConfig, state_dict: dict[str, Tensor]) -> HybridLRNN:
-    """A float64 hybrid carrying exactly ``state_dict`` (strict load)."""
-    m = HybridLRNN(cfg).double()
-    m.load_state_dict({k: v.to(torch.float64) for k, v in state_dict.items()}, strict=True)
+def from_model_keys(cfg: HybridLRNNConfig, sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The inverse of :func:`to_model_keys`."""
+    R, out = cfg.n_rnn_layers, {}
+    for k, v in sd.items():
+        if k.startswith(f"backbone.layers.{R}."):
+            out["block." + k[len(f"backbone.layers.{R}."):]] = v
+        elif k.startswith("backbone.layers."):
+            out["rnn." + k[len("backbone.layers."):]] = v
+        elif k.startswith(("tok_embed.", "lm_head.")):
+            head, _, rest = k.partition(".")
+            out[("embed." if head == "tok_embed" else "unembed.") + rest] = v
+        else:
+            raise ValueError(f"not a key of a hybrid_lrnn model: {k!r}")
+    return out
+
+
+def blank_state_dict(cfg: HybridLRNNConfig) -> dict[str, Tensor]:
+    """Every weight of the hybrid set to 0.0 (float64, file layout): the blank a construction
+    fills in. Built from shapes alone (the model on the ``meta`` device)."""
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in LM(cfg.lm_config()).state_dict().items()}
+    return {k: torch.zeros(s, dtype=torch.float64)
+            for k, s in from_model_keys(cfg, shapes).items()}
+
+
+def build_model(cfg: HybridLRNNConfig, state_dict: dict[str, Tensor]) -> LM:
+    """The float64 ``LM`` carrying exactly ``state_dict`` (file layout; strict load). It is
+    built on the ``meta`` device and takes the given tensors, so no random initialisation
+    runs."""
+    with torch.device("meta"):
+        m = LM(cfg.lm_config())
+    m.load_state_dict({k: v.to(torch.float64) for k, v in to_model_keys(cfg, state_dict).items()},
+                      strict=True, assign=True)
     m.eval()
     return m

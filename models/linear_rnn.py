@@ -133,8 +133,11 @@ class LinearRNN(nn.Module):
         z = arith.linear(v, self.a_proj.weight, self.a_proj.bias)
         return arith.r(torch.sigmoid(z))                      # sigmoid rounded once, like exp
 
-    def mix(self, x: Tensor, arith: Arith | None = None, trace: dict | None = None) -> Tensor:
-        """y_1..y_T (B, T, d_model) for x (B, T, d_model); ``trace`` receives u, v, h."""
+    def mix(self, x: Tensor, arith: Arith | None = None, trace: dict | None = None,
+            state: dict | None = None) -> Tensor:
+        """y_1..y_T (B, T, d_model) for x (B, T, d_model); ``trace`` receives u, v, h;
+        ``state`` (from :meth:`init_state`, fresh) receives the state after x_T, so that
+        :meth:`step` continues from there."""
         lin = (lambda m, z: F.linear(z, m.weight, m.bias)) if arith is None else \
             (lambda m, z: arith.linear(z, m.weight, m.bias))
         u = lin(self.in_proj, x)
@@ -146,13 +149,19 @@ class LinearRNN(nn.Module):
         H = scan(a, bv, arith)
         if trace is not None:
             trace.update(u=u, v=v, h=H)
+        if state is not None:
+            if u.shape[1] == 0:
+                raise ValueError("an empty sequence cannot fill a state")
+            past = torch.cat([state["buf"].to(u.dtype), u], 1)
+            state["h"], state["buf"] = H[:, -1], past[:, past.shape[1] - (self.conv_kernel - 1):]
         W = torch.cat([self.C, self.D], 1).to(x.dtype)
         hv = torch.cat([H, v], -1)
         return hv @ W.T if arith is None else arith.linear(hv, W, None)
 
-    def forward(self, x: Tensor, arith: Arith | None = None, trace: dict | None = None) -> Tensor:
+    def forward(self, x: Tensor, arith: Arith | None = None, trace: dict | None = None,
+                state: dict | None = None) -> Tensor:
         """out_t = x_t + y_t (the residual layer)."""
-        y = self.mix(x, arith, trace)
+        y = self.mix(x, arith, trace, state)
         return x + y if arith is None else arith.add(x, y)
 
     # ----- the recurrent view: one token at a time with a fixed-size state -------------------

@@ -28,12 +28,22 @@ Two embeddings (``LMConfig.embedding``):
   logits for nearby numbers differ little (docs/learning.md has the measured diagnosis). The
   table size is fixed at training time: a learned model cannot be evaluated on a larger
   vocabulary.
+* ``table`` -- the hand-set constructions' form (``models.hybrid_lrnn``): a token table W_in,
+  no position table, an untied head with a bias: logits_t = backbone(W_in[t_1..t_t]) W_out^T
+  + b_out. Not a training option of the CLI.
+
 Backbones (``LMConfig.arch``):
 
 * ``transformer``: LLaMA-style ``Transformer`` blocks (RMSNorm, RoPE, SwiGLU, no biases) from
   ``models/transformer.py`` with a final RMSNorm;
 * ``mamba``: ``MambaStack`` from ``models/mamba.py`` (Mamba-1, pre-norm RMSNorm, final norm_f);
-* ``hybrid``: ``HybridBackbone`` from ``models/hybrid.py`` (Mamba layers + one attention layer).
+* ``hybrid``: ``HybridBackbone`` from ``models/hybrid.py``, layers stacked by a pattern
+  (``LMConfig.layer_pattern``): by default Mamba layers + one attention layer, or an explicit
+  ``layers`` list (e.g. linear RNN layers + one attention layer: the hand-set constructions).
+
+Every operation of a ``hybrid`` with the ``table`` embedding runs under an ``Arith``
+(``forward``/``step`` take one), so the constructions run at their claimed precision through
+this class.
 
 Incremental decoding: ``state = lm.init_state(B)``; ``lm.prefill(tokens, state)`` runs a prompt
 (B, T) and fills ``state``; ``lm.step(tok, state)`` feeds one token (B,) and returns logits (B, V).
@@ -49,12 +59,15 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor, nn
 
-from rnngap.models.hybrid import HybridBackbone
+from rnngap.models.arith import Arith
+from rnngap.models.hybrid import HybridBackbone, check_pattern, official_pattern
 from rnngap.models.mamba import MambaConfig, MambaStack
 from rnngap.models.transformer import Transformer, TransformerConfig
 
 ARCHS = ("transformer", "mamba", "hybrid")
 EMBEDDINGS = ("official", "learned")
+#: the training choices plus ``table`` (the constructions' embedding; module docstring)
+EMBEDDING_KINDS = (*EMBEDDINGS, "table")
 #: largest vocabulary an LM accepts: the frozen (V, d_model) embedding table is built in float64
 MAX_VOCAB = 1 << 17
 
@@ -64,7 +77,9 @@ class LMConfig:
     """Architecture of a trained model (JSON-serializable; ``model: "lm"`` tags the file).
 
     ``n_layers`` counts Transformer blocks (transformer) or Mamba blocks (mamba, hybrid; the
-    hybrid adds one attention block at ``attn_position``, default on top).
+    hybrid adds one attention block at ``attn_position``, default on top). ``layers`` (hybrid
+    only) replaces that default by an explicit pattern of layer specs (``models.hybrid``);
+    it is left out of the JSON when unset, so older configs read and digest as before.
     """
 
     arch: str
@@ -79,13 +94,18 @@ class LMConfig:
     scan: str = "auto"
     norm_eps: float = 1e-5
     embedding: str = "official"
+    layers: list[dict] | None = None
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"unknown arch {self.arch!r}; known: {', '.join(ARCHS)}")
-        if self.embedding not in EMBEDDINGS:
+        if self.embedding not in EMBEDDING_KINDS:
             raise ValueError(f"unknown embedding {self.embedding!r}; known: "
                              f"{', '.join(EMBEDDINGS)}")
+        if self.layers is not None:
+            if self.arch != "hybrid":
+                raise ValueError("an explicit layer pattern needs arch 'hybrid'")
+            self.layers = check_pattern(self.layers)
         for name in ("vocab_size", "d_model", "n_layers", "d_state", "n_heads", "d_mlp"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -94,11 +114,14 @@ class LMConfig:
                              "frozen embedding table); use a smaller --n or alphabet")
         if self.d_model % 2 and self.embedding == "official":
             raise ValueError("d_model must be even (sinusoidal embedding pairs)")
-        if self.arch != "mamba" and self.d_model % self.n_heads:
+        if self.arch != "mamba" and self.layers is None and self.d_model % self.n_heads:
             raise ValueError("d_model must be divisible by n_heads")
 
     def to_dict(self) -> dict:
-        return {"model": "lm", **asdict(self)}
+        d = asdict(self)
+        if d["layers"] is None:
+            del d["layers"]
+        return {"model": "lm", **d}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -118,12 +141,24 @@ class LMConfig:
         return MambaConfig(self.d_model, self.n_layers, d_state=self.d_state,
                            norm_eps=self.norm_eps, scan=self.scan)
 
+    def attention_fields(self) -> dict:
+        """``TransformerConfig`` fields of one LLaMA-style layer (the defaults of a hybrid's
+        attention specs)."""
+        return {"vocab_size": self.vocab_size, "d_model": self.d_model, "n_layers": 1,
+                "n_heads": self.n_heads, "d_mlp": self.d_mlp, "max_len": self.max_len,
+                "norm": "rmsnorm", "pos": "rope", "mlp": "swiglu", "bias": False,
+                "norm_eps": self.norm_eps}
+
     def transformer_config(self, n_layers: int | None = None) -> TransformerConfig:
-        return TransformerConfig(vocab_size=self.vocab_size, d_model=self.d_model,
-                                 n_layers=self.n_layers if n_layers is None else n_layers,
-                                 n_heads=self.n_heads, d_mlp=self.d_mlp, max_len=self.max_len,
-                                 norm="rmsnorm", pos="rope", mlp="swiglu", bias=False,
-                                 norm_eps=self.norm_eps)
+        return TransformerConfig(**{**self.attention_fields(),
+                                    "n_layers": self.n_layers if n_layers is None else n_layers})
+
+    def layer_pattern(self) -> list[dict]:
+        """The hybrid's layers (``models.hybrid``): ``layers``, or n_layers Mamba blocks with
+        one attention layer at ``attn_position``."""
+        if self.layers is not None:
+            return [dict(x) for x in self.layers]
+        return official_pattern(self.n_layers, self.attn_position)
 
 
 def sinusoidal_embedding(vocab_size: int, d_model: int) -> Tensor:
@@ -150,6 +185,10 @@ class LM(nn.Module):
             self.register_buffer("embedding", sinusoidal_embedding(cfg.vocab_size, cfg.d_model),
                                  persistent=False)
             self.tok_embed = self.lm_head = None
+        elif cfg.embedding == "table":
+            self.embedding = self.pos_embed = None
+            self.tok_embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+            self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=True)
         else:
             self.embedding = None
             self.tok_embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
@@ -167,8 +206,8 @@ class LM(nn.Module):
         elif cfg.arch == "mamba":
             self.backbone = MambaStack(cfg.mamba_config())
         else:
-            self.backbone = HybridBackbone(cfg.mamba_config(), cfg.transformer_config(1),
-                                           cfg.attn_position)
+            self.backbone = HybridBackbone(cfg.layer_pattern(), cfg.d_model, cfg.mamba_config(),
+                                           cfg.attention_fields())
         self._init_llama()
 
     def _init_llama(self) -> None:
@@ -186,6 +225,8 @@ class LM(nn.Module):
         for one step at position ``start``)."""
         if self.embedding is not None:
             return self.embedding[tokens]
+        if self.pos_embed is None:
+            return self.tok_embed(tokens)
         T = tokens.shape[-1] if tokens.dim() > 1 else 1
         if start + T > self.cfg.max_len:
             raise ValueError(f"sequence length {start + T} exceeds the learned position table "
@@ -193,57 +234,91 @@ class LM(nn.Module):
         pos = self.pos_embed.weight[start:start + T]
         return self.tok_embed(tokens) + (pos if tokens.dim() > 1 else pos[0])
 
-    def head(self, h: Tensor) -> Tensor:
+    def head(self, h: Tensor, arith: Arith | None = None) -> Tensor:
         if self.embedding is not None:
             return h @ self.embedding.T
+        if arith is not None:
+            return arith.linear(h, self.lm_head.weight, self.lm_head.bias)
         return self.lm_head(h)
 
     def _check_len(self, total: int) -> None:
-        if self.cfg.arch != "mamba" and total > self.cfg.max_len:
+        if self.cfg.arch != "mamba" and self.cfg.embedding != "table" \
+                and total > self.cfg.max_len:
             raise ValueError(f"sequence length {total} exceeds max_len {self.cfg.max_len}")
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        """tokens (B, T) int64 -> logits (B, T, V)."""
+    def _arith_ok(self, arith: Arith | None) -> None:
+        if arith is not None and (self.cfg.arch != "hybrid" or self.cfg.embedding != "table"):
+            raise NotImplementedError("p-bit arithmetic is defined for hybrids with the table "
+                                      "embedding only")
+
+    def forward(self, tokens: Tensor, arith: Arith | None = None, last_only: bool = False
+                ) -> Tensor:
+        """tokens (B, T) int64 -> logits (B, T, V), or (B, 1, V) for the final position when
+        ``last_only`` (hybrid); ``arith``: the rounding of ``models.arith``."""
         self._check_len(tokens.shape[1])
+        self._arith_ok(arith)
         h = self.embed(tokens)
         if self.cfg.arch == "transformer":
             return self.head(self.backbone.backbone(h))
+        if self.cfg.arch == "hybrid":
+            return self.head(self.backbone(h, arith=arith, last_only=last_only), arith)
         return self.head(self.backbone(h))
 
+    def residual(self, tokens: Tensor, arith: Arith | None = None,
+                 traces: list[dict] | None = None, stop: int | None = None) -> Tensor:
+        """The hybrid's residual stream (B, T, d) entering layer ``stop`` (default: the first
+        attention layer, i.e. after the recurrence); ``traces``: as
+        ``HybridBackbone.forward``."""
+        self._arith_ok(arith)
+        stop = self.backbone.first_attention() if stop is None else stop
+        return self.backbone(self.embed(tokens), arith=arith, traces=traces, stop=stop)
+
+    def predict(self, tokens: Tensor, arith: Arith | None = None) -> Tensor:
+        """argmax of the final position's logits (lowest index on ties), shape (B,)."""
+        return self.forward(tokens, arith, last_only=True)[:, -1, :].argmax(-1)
+
     # ------------------------------------------------------------------ incremental decoding
-    def init_state(self, batch: int) -> dict:
+    def init_state(self, batch: int, capacity: int | None = None) -> dict:
+        """An empty decoding state (``capacity``: the final length when known, so KV buffers
+        are allocated once)."""
         dev = self.device
         if self.cfg.arch == "transformer":
             inner = self.backbone.init_cache()
+        elif self.cfg.arch == "hybrid":
+            inner = self.backbone.init_state(batch, dev, capacity)
         else:
             inner = self.backbone.init_state(batch, dev)
         return {"pos": 0, "inner": inner}
 
-    def prefill(self, tokens: Tensor, state: dict) -> Tensor:
+    def prefill(self, tokens: Tensor, state: dict, arith: Arith | None = None) -> Tensor:
         """Run a prompt (B, T) from an empty state; returns logits (B, T, V)."""
         if state["pos"]:
             raise ValueError("prefill needs a fresh state")
         self._check_len(tokens.shape[1])
+        self._arith_ok(arith)
         h = self.embed(tokens)
         if self.cfg.arch == "transformer":
             out = self.backbone.backbone(h, caches=state["inner"])
-        elif self.cfg.arch == "mamba":
-            out = self.backbone(h, state["inner"])
+        elif self.cfg.arch == "hybrid":
+            out = self.backbone(h, state["inner"], arith)
         else:
             out = self.backbone(h, state["inner"])
         state["pos"] = tokens.shape[1]
-        return self.head(out)
+        return self.head(out, arith)
 
-    def step(self, tok: Tensor, state: dict) -> Tensor:
+    def step(self, tok: Tensor, state: dict, arith: Arith | None = None) -> Tensor:
         """Feed one token per row (B,) after the state's prefix; returns logits (B, V)."""
         self._check_len(state["pos"] + 1)
+        self._arith_ok(arith)
         h = self.embed(tok, state["pos"])
         if self.cfg.arch == "transformer":
             out = self.backbone.backbone(h.unsqueeze(1), caches=state["inner"]).squeeze(1)
+        elif self.cfg.arch == "hybrid":
+            out = self.backbone.step(h, state["inner"], arith)
         else:
             out = self.backbone.step(h, state["inner"])
         state["pos"] += 1
-        return self.head(out)
+        return self.head(out, arith)
 
     # ------------------------------------------------------------------ accounting
     def trainable_parameters(self) -> int:
@@ -255,18 +330,19 @@ class LM(nn.Module):
         frozen = self.embedding.numel() if self.embedding is not None else 0
         return self.trainable_parameters() + frozen
 
+    def kv_scalars(self, context_len: int) -> int:
+        """Scalars of the KV caches after ``context_len`` positions (0 for Mamba)."""
+        return 0 if self.cfg.arch == "mamba" else self.backbone.kv_scalars(context_len)
+
     def state_scalars(self, context_len: int | None = None) -> int | None:
-        """Numbers carried between tokens. Mamba: fixed. Transformer / hybrid: the KV cache,
-        2 * layers * heads * d_head * context_len (grows with the context; None if not given)."""
-        c = self.cfg
-        if c.arch == "mamba":
+        """Numbers carried between tokens, as the backbone reports them. Mamba: fixed.
+        Transformer / hybrid: plus the KV cache, 2 * heads * d_head * context_len per attention
+        layer (grows with the context; None if not given)."""
+        if self.cfg.arch == "mamba":
             return self.backbone.state_scalars()
         if context_len is None:
             return None
-        kv = 2 * c.d_model * context_len
-        if c.arch == "transformer":
-            return c.n_layers * kv
-        return kv + c.n_layers * 2 * c.d_model * (c.d_state + 3)
+        return self.kv_scalars(context_len) + self.backbone.state_scalars()
 
 
 
@@ -283,8 +359,10 @@ def memory_estimate(cfg: LMConfig, batch: int, length: int, training: bool) -> t
         params = sum(v.numel() for v in LM(cfg).state_dict().values())
     f = 4
     mult = 3 if training else 1
-    n_attn = cfg.n_layers if cfg.arch == "transformer" else (1 if cfg.arch == "hybrid" else 0)
-    n_mamba = 0 if cfg.arch == "transformer" else cfg.n_layers
+    kinds = [s["kind"] for s in cfg.layer_pattern()] if cfg.arch == "hybrid" else []
+    n_attn = cfg.n_layers if cfg.arch == "transformer" else kinds.count("attention")
+    n_mamba = cfg.n_layers if cfg.arch == "mamba" else \
+        sum(k in ("mamba", "lrnn") for k in kinds)
     d_inner = 2 * cfg.d_model
     act = n_attn * (3 * batch * cfg.n_heads * length * length * f * mult)
     act += n_mamba * (5 * batch * length * d_inner * cfg.d_state * f * (2 if training else 1))

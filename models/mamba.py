@@ -272,6 +272,12 @@ class MambaMixer(nn.Module):
             y, h = out, None
         return y.transpose(1, 2), h
 
+    def state_scalars(self) -> int:
+        """Numbers carried between tokens: d_inner * (N + d_conv - 1) (the ssm state and the
+        last d_conv - 1 conv inputs)."""
+        c = self.cfg
+        return c.d_inner * (c.d_state + c.d_conv - 1)
+
     def init_state(self, batch: int, device: torch.device | None = None,
                    dtype: torch.dtype = torch.float32) -> dict:
         """Zero recurrent state: conv (B, d_inner, d_conv - 1), ssm (B, d_inner, N)."""
@@ -341,5 +347,4 @@ class MambaStack(nn.Module):
 
     def state_scalars(self) -> int:
         """Numbers carried between tokens (all layers): n_layers * d_inner * (N + d_conv - 1)."""
-        c = self.cfg
-        return c.n_layers * c.d_inner * (c.d_state + c.d_conv - 1)
+        return sum(layer.mixer.state_scalars() for layer in self.layers)

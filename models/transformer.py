@@ -134,6 +134,11 @@ class Attention(nn.Module):
         """Called with the attention weights (B, H, T_q, T_k) of every p-bit ``attend``
         (verifiers use it to audit that rows are exactly one-hot); None: no call."""
 
+    def kv_scalars(self, context_len: int) -> int:
+        """Scalars its KV cache holds after ``context_len`` positions: a key and a value of
+        d_head numbers per head and position."""
+        return 2 * self.n_heads * self.d_head * context_len
+
     def _split(self, x: Tensor) -> Tensor:  # (B, T, H*D) -> (B, H, T, D)
         b, t, _ = x.shape
         return x.view(b, t, self.n_heads, self.d_head).transpose(1, 2)
@@ -350,3 +355,12 @@ class Transformer(nn.Module):
     def predict(self, tokens: Tensor, arith: Arith | None = None) -> Tensor:
         """argmax of the final position's logits (lowest index on ties), shape (B,)."""
         return self.forward(tokens, arith, last_only=True)[:, -1, :].argmax(-1)
+
+    def state_scalars(self) -> int:
+        """Scalars carried between tokens besides the KV cache: none."""
+        return 0
+
+    def kv_scalars(self, context_len: int) -> int:
+        """Scalars of the KV caches after ``context_len`` positions: 2 * heads * d_head per
+        position and layer."""
+        return sum(b.attn.kv_scalars(context_len) for b in self.blocks)

@@ -40,6 +40,7 @@ from rnngap.tasks.istree_graphs import (  # noqa: F401  (re-exported API)
     enumerate_edge_sets,
     enumerate_ordered,
     is_tree,
+    networkx_is_tree,
     official_label,
     sample_graphs,
 )

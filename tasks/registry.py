@@ -30,26 +30,30 @@ class TaskCard:
     verifier: str
     """"module:function" returning the verdict dict (``verify.verdict``) of that construction."""
     hybrid: bool = True
-    """A linear-RNN hybrid construction exists (``constructions.hybrid.build``)."""
+    """A linear-RNN hybrid construction exists (``constructions.retrieval.hybrid.build``)."""
     fool: bool = False
-    """``rnngap fool`` searches explicit fooling pairs for it (``verify.fool``)."""
+    """``rnngap fool`` searches explicit fooling pairs for it (``verify.bounds.fool``)."""
 
 
 CARDS: dict[str, TaskCard] = {c.name: c for c in (
     TaskCard("index", IndexTask, "Index (Def 4.2): the i-th token.",
              "Index (Def 4.2): x_1..x_n, i -> x_i. Proves the constructed 1-layer Transformer "
              "right on EVERY input at p bits.",
-             "rnngap.constructions.index:build", "rnngap.verify.index:verify_index", fool=True),
+             "rnngap.constructions.retrieval.index:build",
+             "rnngap.verify.retrieval.index:verify_index", fool=True),
     TaskCard("ar", ARTask, "Associative recall (Def 4.3).",
              "Associative recall (Def 4.3), key-value form with distinct keys.",
-             "rnngap.constructions.ar:build", "rnngap.verify.ar:verify_ar", fool=True),
+             "rnngap.constructions.retrieval.ar:build", "rnngap.verify.retrieval.ar:verify_ar",
+             fool=True),
     TaskCard("cgram", CGramTask, "c-gram retrieval (Def 4.4).",
              "c-gram retrieval (Def 4.4): the token after the last occurrence of the query "
              "(c-1)-gram.",
-             "rnngap.constructions.cgram:build", "rnngap.verify.cgram:verify_cgram"),
+             "rnngap.constructions.retrieval.cgram:build",
+             "rnngap.verify.retrieval.cgram:verify_cgram"),
     TaskCard("counting", CountingTask, "Counting (Def 4.5).",
              "Counting (Def 4.5): 1 if the query token occurs more than t times.",
-             "rnngap.constructions.counting:build", "rnngap.verify.counting:verify_counting",
+             "rnngap.constructions.retrieval.counting:build",
+             "rnngap.verify.retrieval.counting:verify_counting",
              fool=True),
 )}
 #: the retrieval tasks, in the order every listing uses

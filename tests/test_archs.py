@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from rnngap.commands.bound import bound
-from rnngap.verify import archs
+from rnngap.verify.bounds import archs
 
 
 def test_mamba_130m_by_hand():

@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnngap.commands.bound import bound
-from rnngap.verify import bounds, ceilings
-from rnngap.verify import prefix_classes as pc
+from rnngap.verify.bounds import ceilings
+from rnngap.verify.bounds import counts as bounds
+from rnngap.verify.bounds import prefix_classes as pc
 
 
 @pytest.mark.parametrize("n,k", [(1, 2), (2, 2), (3, 2), (2, 3), (3, 3), (4, 2), (2, 5)])
@@ -257,13 +258,15 @@ def test_counting_embedding_is_index(n):
 def test_istree_embedding_is_index(n):
     from itertools import product
 
+    from rnngap.tasks.istree import is_tree
+
     m = (n - 2) // 2
     for bits in product((0, 1), repeat=m):
         for i in range(m):
             edges = ceilings.istree_embedding(bits, n, i)
             assert len(edges) == n - 1 and len(set(edges)) == n - 1
             assert all(u > v for u, v in edges)
-            assert pc._is_tree(n, edges) == (bits[i] == 0)
+            assert is_tree(n, edges) == (bits[i] == 0)
 
 
 @pytest.mark.parametrize("n,k", [(4, 3), (5, 4), (6, 4), (6, 5), (7, 4)])
@@ -360,3 +363,37 @@ def test_size_flags_have_help():
                  "--head-dim", "--attention-every"):
         line = next(x for x in out.splitlines() if x.strip().startswith(flag))
         assert len(line.split()) > 2, line  # flag, metavar, help text
+
+
+@pytest.mark.timeout(60)
+def test_brute_force_check_lives_in_verify_and_the_command_reports_it() -> None:
+    out = pc.brute_force("index", 3, "query-last", 2, 2)
+    assert out["agrees"] and out["fooling_number"] == out["formula"] == \
+        bounds.count("index", 3, "query-last", 2).prefix_classes
+    assert out["verdict"] == "equals the formula"
+    r = CliRunner().invoke(bound, ["--task", "index", "--n", "3", "--alphabet", "2", "--brute",
+                                   "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)
+    assert got["brute_force"] == {k: v for k, v in out.items() if k not in ("agrees", "formula")}
+    r = CliRunner().invoke(bound, ["--task", "index", "--n", "40", "--brute"])
+    assert r.exit_code == 2 and "--brute enumerates every input" in r.output
+    assert pc.input_count("index", 40, 41) > pc.BRUTE_LIMIT
+
+
+@given(st.integers(0, 50), st.integers(1, 4), st.integers(0, 300), st.integers(1, 80))
+def test_bisect_least_is_the_least_grid_point_past_the_threshold(lo, step, t, span):
+    from rnngap.verify.search import bisect_least
+
+    hi = lo + step * span
+    calls = []
+
+    def pred(x: int) -> bool:
+        calls.append(x)
+        return x >= t
+
+    if not pred(hi):
+        return
+    want = next(x for x in range(lo + step, hi + 1, step) if x >= t)
+    assert bisect_least(pred, lo, hi, step) == want
+    assert len(calls) <= 2 + span.bit_length()

@@ -11,18 +11,18 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnngap.constructions import ar as ar_c
-from rnngap.constructions import cgram as cgram_c
-from rnngap.constructions import counting as counting_c
 from rnngap.constructions.base import export, load
+from rnngap.constructions.retrieval import ar as ar_c
+from rnngap.constructions.retrieval import cgram as cgram_c
+from rnngap.constructions.retrieval import counting as counting_c
 from rnngap.models.arith import PBitArith
 from rnngap.tasks.ar import ARTask
 from rnngap.tasks.cgram import CGramTask
 from rnngap.tasks.counting import CountingTask
 from rnngap.verify import certificates as cert
-from rnngap.verify.ar import verify_ar
-from rnngap.verify.cgram import ChunkedPredictor, verify_cgram, verify_gram
-from rnngap.verify.counting import verify_counting
+from rnngap.verify.retrieval.ar import verify_ar
+from rnngap.verify.retrieval.cgram import ChunkedPredictor, verify_cgram, verify_gram
+from rnngap.verify.retrieval.counting import verify_counting
 from rnngap.verify.verdict import KEYS
 
 BUILDERS = {"ar": ar_c.build, "cgram": cgram_c.build, "counting": counting_c.build}
@@ -166,7 +166,7 @@ def test_precision_formulas() -> None:
 
 def test_exact_counting_readout_can_fail() -> None:
     """Below its need the exact-count readout lemma is refused (it is not vacuous)."""
-    from rnngap.verify.counting import _readout_exact
+    from rnngap.verify.retrieval.counting import _readout_exact
 
     task = CountingTask(n=200, exact=True)
     c = counting_c.build(task)
@@ -218,7 +218,7 @@ def test_cli_all_and_bad_input() -> None:
 def test_exact_counting_is_one_layer_and_says_so() -> None:
     """The exact-count form reads q from its own position: no pointer layer, and the verdict's
     depth side condition checks the layer count (issue 13: an idle zero layer counted as depth)."""
-    from rnngap.constructions import counting as cc_mod
+    from rnngap.constructions.retrieval import counting as cc_mod
     c = cc_mod.build(CountingTask(n=16, exact=True))
     assert c.config.n_layers == 1 and not any(k.startswith("blocks.1.") for k in c.state_dict)
     v = verify_counting(CountingTask(n=16, exact=True))

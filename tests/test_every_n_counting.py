@@ -7,8 +7,8 @@ import itertools
 import pytest
 import torch
 
-from rnngap.constructions import counting as cc
-from rnngap.constructions import hybrid as hyb
+from rnngap.constructions.retrieval import counting as cc
+from rnngap.constructions.retrieval import hybrid as hyb
 from rnngap.verify.every_n import Block, RangeError, prover_for, verify_range
 from rnngap.verify.every_n import counting as ec
 

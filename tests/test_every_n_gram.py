@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnngap.constructions import ar as ar_construction
-from rnngap.constructions import cgram as gram
-from rnngap.constructions import hybrid as hyb
+from rnngap.constructions.retrieval import ar as ar_construction
+from rnngap.constructions.retrieval import cgram as gram
+from rnngap.constructions.retrieval import hybrid as hyb
 from rnngap.verify.every_n import Block, RangeError, blocks, prover_for, verify_range
 
 pytestmark = pytest.mark.timeout(60)

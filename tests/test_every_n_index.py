@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnngap.cli import main
-from rnngap.constructions import index as index_construction
+from rnngap.constructions.retrieval import index as index_construction
 from rnngap.verify.every_n import Block, RangeError, blocks, prover_for, verify_range
 
 pytestmark = pytest.mark.timeout(120)

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from rnngap.commands.fool import fool
-from rnngap.verify import fool as fl
+from rnngap.verify.bounds import fool as fl
 
 
 def _check(res, machine):

@@ -9,12 +9,14 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnngap.constructions import hybrid as hyb
+from rnngap.constructions.base import load
+from rnngap.constructions.retrieval import hybrid as hyb
 from rnngap.models.arith import Arith, PBitArith
-from rnngap.models.hybrid_lrnn import HybridLRNN, HybridLRNNConfig
+from rnngap.models.hybrid_lrnn import HybridLRNNConfig, to_model_keys
 from rnngap.models.linear_rnn import LinearRNN, scan
+from rnngap.models.lm import LM
 from rnngap.tasks.index import IndexTask
-from rnngap.verify.hybrid import verify_hybrid
+from rnngap.verify.retrieval.hybrid import verify_hybrid
 from rnngap.verify.verdict import KEYS
 
 
@@ -89,15 +91,17 @@ def test_fast_scan_equals_generic_scan(p, seed):
 def test_training_path_has_gradients():
     cfg = HybridLRNNConfig(vocab_size=7, d_model=8, n_rnn_layers=2, d_inner=8, d_state=4,
                            conv_kernel=4, selective=True, n_heads=2, d_mlp=16)
-    model = HybridLRNN(cfg)
+    model = LM(cfg.lm_config())
     tok = torch.randint(0, 7, (4, 10))
     loss = torch.nn.functional.cross_entropy(model(tok).reshape(-1, 7), tok.reshape(-1))
     loss.backward()
-    for name in ("rnn.0.a_proj.weight", "rnn.1.B", "rnn.1.C", "rnn.0.conv_weight",
-                 "block.attn.q_proj.weight"):
-        grad = dict(model.named_parameters())[name].grad
+    params = dict(model.named_parameters())
+    for name in to_model_keys(cfg, dict.fromkeys(("rnn.0.a_proj.weight", "rnn.1.B", "rnn.1.C",
+                                                  "rnn.0.conv_weight",
+                                                  "block.attn.q_proj.weight"))):
+        grad = params[name].grad
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
-    assert model.state_scalars() == 2 * (4 + 3 * 8)
+    assert model.backbone.state_scalars() == 2 * (4 + 3 * 8)
     assert HybridLRNNConfig.from_dict(json.loads(cfg.to_json())) == cfg
 
 
@@ -253,7 +257,7 @@ def test_counting_hybrid_rejects_broken_anchor_and_exact_form():
 def test_export_load_roundtrip_verifies(tmp_path):
     task = _task("cgram", 12, c=3)
     hyb.build("cgram", task).export(str(tmp_path))
-    c = hyb.HybridConstruction.load(str(tmp_path))
+    c = load(str(tmp_path))
     assert verify_hybrid("cgram", task, samples=8, construction=c)["verified"]
     with pytest.raises(ValueError, match="not an exported"):
-        hyb.HybridConstruction.load(str(tmp_path / "missing"))
+        load(str(tmp_path / "missing"))

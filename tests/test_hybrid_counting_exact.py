@@ -9,12 +9,12 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnngap.constructions import counting as counting_c
-from rnngap.constructions import hybrid as hyb
+from rnngap.constructions.retrieval import counting as counting_c
+from rnngap.constructions.retrieval import hybrid as hyb
 from rnngap.models.arith import PBitArith
 from rnngap.tasks.counting import CountingTask
-from rnngap.verify.counting import _readout_exact, exact_readout
-from rnngap.verify.hybrid import verify_hybrid
+from rnngap.verify.retrieval.counting import _readout_exact, exact_readout
+from rnngap.verify.retrieval.hybrid import verify_hybrid
 from rnngap.verify.verdict import KEYS
 
 
@@ -66,7 +66,7 @@ def test_readout_shared_with_transformer():
         strip = lambda r: ({k: v for k, v in r[0].items() if k != "seconds"}, r[1], r[2])
         assert strip(a) == strip(b)
     hv = _verify(CountingTask(300, exact=True), samples=4)
-    from rnngap.verify.counting import verify_counting
+    from rnngap.verify.retrieval.counting import verify_counting
     tv = verify_counting(CountingTask(300, exact=True), precision=hv["precision_bits"], samples=4)
     pick = lambda v: next({k: x for k, x in c.items() if k != "seconds"}
                           for c in v["certificates"] if c["name"] == "readout-exact")

@@ -6,11 +6,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnngap.constructions import index as idx
 from rnngap.constructions.base import export, load
+from rnngap.constructions.retrieval import index as idx
 from rnngap.models.arith import PBitArith
 from rnngap.tasks.index import IndexTask
-from rnngap.verify.index import verify_index
+from rnngap.verify.retrieval.index import verify_index
 
 
 @pytest.mark.parametrize("n,k", [(1, None), (3, None), (4, 2), (5, 3), (6, None)])

@@ -215,7 +215,7 @@ def test_fused_and_loop_mamba_agree() -> None:
 @given(st.sampled_from(["index", "ar"]), st.integers(2, 40).map(lambda m: 2 * m),
        st.floats(0.0, 1.0))
 def test_implied_bits_inverts_the_fano_ceiling(task: str, n: int, frac: float) -> None:
-    from rnngap.verify.ceilings import _params, ceiling, implied_bits
+    from rnngap.verify.bounds.ceilings import _params, ceiling, implied_bits
     items, k = _params(task, n, None, 2)
     full = items * np.log2(k)
     s = frac * full
@@ -265,7 +265,7 @@ def test_istree_eval_stops_malformed_transcripts_at_once() -> None:
 
 # ----------------------------------------------------------------------------- report
 def _row(phase, n, arch, seed, acc, lr=3e-3, d_state=8, sb=45056):
-    from rnngap.verify.ceilings import implied_bits
+    from rnngap.verify.bounds.ceilings import implied_bits
     is_m = arch == "mamba"
     imp = implied_bits("ar", n, acc)
     return {"phase": phase, "task": "ar", "n": n, "arch": arch, "seed": seed, "lr": lr,

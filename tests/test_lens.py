@@ -26,13 +26,13 @@ pytestmark = pytest.mark.skipif(not _lens_available(),
 
 @pytest.mark.parametrize("name", CONSTRUCTIONS)
 def test_round_trip(name):
-    if importlib.util.find_spec(f"rnngap.constructions.{name}") is None:
+    if importlib.util.find_spec(f"rnngap.constructions.retrieval.{name}") is None:
         pytest.skip(f"{name} construction not built")
     from rnngap.models.lens import to_hooked_transformer
     from rnngap.tasks.registry import make_task
 
     task = make_task(name, n=32)
-    c = importlib.import_module(f"rnngap.constructions.{name}").build(task)
+    c = importlib.import_module(f"rnngap.constructions.retrieval.{name}").build(task)
     model = c.model()
     tl = to_hooked_transformer(model)
     x, _ = task.sample(64, 3)

@@ -55,8 +55,8 @@ def test_incremental_decoding_equals_forward(arch: str, pos: int | None) -> None
 def test_hybrid_has_one_attention_layer_on_top_by_default() -> None:
     lm = LM(named_config("hybrid", "0.5m", vocab_size=33))
     names = [n for n, _ in lm.named_modules() if n.endswith("q_proj")]
-    assert names == ["backbone.attention.attn.q_proj"]
-    assert lm.backbone._order()[-2:] == [("f", 0), ("a", 0)]
+    assert names == ["backbone.layers.13.attn.q_proj"]
+    assert lm.backbone.kinds == ["mamba"] * 12 + ["norm", "attention"]
     with pytest.raises(ValueError):
         LM(named_config("hybrid", "tiny", vocab_size=33, attn_position=5))
 

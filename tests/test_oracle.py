@@ -1,4 +1,5 @@
-"""Claim C7: RNN + associative-recall oracle (verify/oracle.py, constructions/ar_oracle.py)."""
+"""Claim C7: RNN + associative-recall oracle (verify/bounds/oracle.py,
+constructions/retrieval/ar_oracle.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rnngap.cli import main
-from rnngap.constructions.ar_oracle import AROracleEnv, verify_ar_recall
-from rnngap.verify import oracle as O
+from rnngap.constructions.retrieval.ar_oracle import AROracleEnv, verify_ar_recall
+from rnngap.verify.bounds import oracle as O
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from rnngap.cli import main
-from rnngap.constructions import rnn_rag as RR
+from rnngap.constructions.istree import rnn_rag as RR
 from rnngap.tasks import istree as T
 from rnngap.tasks import retrieval_env as R
-from rnngap.verify import istree_rag as V
+from rnngap.verify.istree import rnn_rag as V
 
 ISSUE_KEYS = {"task", "method", "n", "verified", "enumerated", "inputs_checked", "failures",
               "peak_state_bits", "max_cot_tokens", "retrievals", "seconds"}
@@ -91,7 +91,7 @@ def test_verify_exhaustive_n4_and_keys():
 
 def test_verified_only_when_every_prompt_order_was_checked():
     # review item 1: one or two of the (n-1)! orders per edge set is not every input
-    mode, total, words = V._plan(6, "auto")
+    mode, total, words = V.enumeration_plan(6, "auto")
     assert mode == "two" and total == 2 * 3003 and "2 of 120 prompt orders" in words
     assert "NOT every input" in words
     out = V.verify_rnn_rag(5, orders="one", samples=0)

@@ -1,4 +1,5 @@
-"""The IsTree Transformer with O(n) CoT (constructions.transformer_istree, verify.transformer_istree)."""
+"""The IsTree Transformer with O(n) CoT (constructions.istree.transformer,
+verify.istree.transformer)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnngap.cli import main
-from rnngap.constructions import transformer_istree as X
 from rnngap.constructions.base import export, load
+from rnngap.constructions.istree import transformer as X
 from rnngap.tasks import istree as T
-from rnngap.verify import transformer_istree as V
-from rnngap.verify.istree_rag import VERDICT_KEYS
+from rnngap.verify.istree import transformer as V
+from rnngap.verify.istree.rnn_rag import VERDICT_KEYS
 
 RAG_KEYS = VERDICT_KEYS
 
@@ -199,8 +200,8 @@ def test_counting_verdict_names_its_form() -> None:
 
 @pytest.mark.parametrize("n", [2, 3, 5, 16, 100, 256, 1000, 4096])
 def test_claimed_precision_covers_every_bound_family(n: int) -> None:
-    from rnngap.constructions import hybrid_istree_lrnn as Hy
-    from rnngap.verify import hybrid_istree_lrnn as VH
+    from rnngap.constructions.istree import hybrid as Hy
+    from rnngap.verify.istree import hybrid as VH
 
     assert max(V.bounds(n).values()) <= X.integer_bound(n) <= 2 ** X.precision_for(n)
     if n <= 1024:
@@ -213,7 +214,7 @@ def test_generate_refuses_prompts_that_are_not_n_minus_1_edges() -> None:
     import pytest
     import torch
 
-    from rnngap.constructions.transformer_istree import build, generate
+    from rnngap.constructions.istree.transformer import build, generate
     from rnngap.tasks import istree as T
     m = build(5).model()
     short = torch.tensor([T.prompt_tokens(5, [(1, 0), (2, 1), (3, 2)])])

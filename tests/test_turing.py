@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from rnngap.cli import main
-from rnngap.constructions import turing as TM
-from rnngap.constructions.turing_machines import SPECS
+from rnngap.constructions.turing import compiler as TM
+from rnngap.constructions.turing.machines import SPECS
 
 LOOP = """
 name: loop

@@ -110,7 +110,7 @@ def exact_positive(name: str, terms: dict[str, float], expression: str) -> dict:
 
 
 # ----- generic helpers for the exact ("hard attention") constructions -----------------------
-# (appended for constructions.ar / cgram / counting; the functions above are unchanged)
+# (appended for constructions.retrieval.ar / cgram / counting; the functions above are unchanged)
 
 def pointer_lemma() -> dict:
     """The positional pointer of a causal row: for integers a <= i - 1 (the target position,

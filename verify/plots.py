@@ -7,9 +7,9 @@ import math
 
 #: mantissa bits including the implicit leading bit
 FORMATS = {"bfloat16": 8, "float16": 11, "float32": 24, "float64": 53}
-CONSTRUCTIONS = {"index": "rnngap.constructions.index", "ar": "rnngap.constructions.ar",
-                 "cgram": "rnngap.constructions.cgram",
-                 "counting": "rnngap.constructions.counting"}
+CONSTRUCTIONS = {"index": "rnngap.constructions.retrieval.index", "ar": "rnngap.constructions.retrieval.ar",
+                 "cgram": "rnngap.constructions.retrieval.cgram",
+                 "counting": "rnngap.constructions.retrieval.counting"}
 
 
 def claimed_precision(name: str, n: int, verdict: dict | None = None) -> int | None:

@@ -7,8 +7,9 @@ Three views of one task at lengths n = n_min, 2 n_min, ..., n_max:
   in-context retrieval run on sampled graphs (its measured accuracy, labelled "sampled") and
   the IsTree Transformer with O(n) CoT (every input at n <= 5, 8 samples per family up to
   n = 256, not run beyond);
-* **bound**: the Fano accuracy ceiling (``verify.ceilings``) for a machine with S bits of state,
-  S taken from each trained recurrent model (counted by ``verify.archs`` from its config, as
+* **bound**: the Fano accuracy ceiling (``verify.bounds.ceilings``) for a machine with S bits of
+state,
+  S taken from each trained recurrent model (counted by ``verify.bounds.archs`` from its config, as
   ``rnngap bound --config`` does) or, with no runs, a few reference sizes;
 * **learned**: each trained run (``rnngap train --out RUN``) evaluated by generation at every n
   of the grid its vocabulary allows (the number embedding is a fixed function, so a larger n only
@@ -45,12 +46,9 @@ def construction_points(task: str, ns: list[int], seed: int = 0) -> dict:
     if task == "istree":
         from rnngap.tasks.istree import sample_graphs
         return _istree_points(ns, seed, sample_graphs)
-    import importlib
+    from rnngap.tasks.registry import CARDS, load, make_task
 
-    from rnngap.tasks.registry import make_task
-
-    mod = importlib.import_module(f"rnngap.verify.{task}")
-    fn = getattr(mod, f"verify_{task}")
+    fn = load(CARDS[task].verifier)
     pts = []
     for n in ns:
         v = fn(make_task(task, n=n), samples=8, seed=seed)
@@ -67,7 +65,7 @@ at n = 256; beyond that the point is left out and the report says so)."""
 def transformer_istree_points(ns: list[int], seed: int) -> dict:
     """The IsTree Transformer construction (official cot format) at each n: verified on every
     input for n <= 5, else its accuracy on 8 sampled graphs per family (n <= 256 only)."""
-    from rnngap.verify.transformer_istree import verify_transformer_istree
+    from rnngap.verify.istree.transformer import verify_transformer_istree
 
     pts = []
     for n in ns:
@@ -85,7 +83,7 @@ def transformer_istree_points(ns: list[int], seed: int) -> dict:
 
 
 def _istree_points(ns, seed, sample_graphs) -> dict:
-    from rnngap.constructions.rnn_rag import run_istree
+    from rnngap.constructions.istree.rnn_rag import run_istree
     from rnngap.tasks.istree import is_tree
 
     pts = []
@@ -98,7 +96,7 @@ def _istree_points(ns, seed, sample_graphs) -> dict:
 
 
 def ceiling_curve(task: str, ns: list[int], state_bits: float) -> list[float | None]:
-    from rnngap.verify.ceilings import ceiling
+    from rnngap.verify.bounds.ceilings import ceiling
 
     name = "counting" if task == "counting" else task
     return [ceiling(name, n, state_bits) for n in ns]
@@ -106,7 +104,7 @@ def ceiling_curve(task: str, ns: list[int], state_bits: float) -> list[float | N
 
 def info_bits(task: str, n: int) -> float | None:
     """log2 of the number of prefix classes at n (bits a perfect one-pass machine needs)."""
-    from rnngap.verify.bounds import summarize
+    from rnngap.verify.bounds.counts import summarize
 
     s = summarize(task, n)
     return s.get("log2_prefix_classes") if s.get("log2_prefix_classes") is not None else \
@@ -122,7 +120,7 @@ def run_points(run: str, task: str, ns: list[int], samples: int, seed: int) -> d
     if data.task != task:
         raise ValueError(f"run {run} is for task {data.task!r}, not {task!r}")
     arch = lm.cfg.arch
-    state_bits = _run_state_bits(run) if arch == "mamba" else None
+    state_bits = run_state_bits(run) if arch == "mamba" else None
     pts = []
     for n in ns:
         try:
@@ -137,10 +135,10 @@ def run_points(run: str, task: str, ns: list[int], samples: int, seed: int) -> d
             "arch": arch, "trained_n": data.n, "state_bits": state_bits, "points": pts}
 
 
-def _run_state_bits(run: str) -> int | None:
-    """State bits of a recurrent run, counted by ``verify.archs`` from its config (the same
+def run_state_bits(run: str) -> int | None:
+    """State bits of a recurrent run, counted by ``verify.bounds.archs`` from its config (the same
     components as ``rnngap bound --config``, all float32 as rnngap runs keep them)."""
-    from rnngap.verify.archs import state_from_config
+    from rnngap.verify.bounds.archs import state_from_config
 
     try:
         cfg = json.loads((Path(run) / "config.json").read_text())
@@ -181,7 +179,7 @@ def build_report(task: str, runs: list[str], out: str | Path, n_min: int, n_max:
     report = {"task": task, "ns": ns, "construction": cons, "constructions": [cons, *extra],
               "models": models,
               "ceilings": ceilings, "ceiling_note": "Fano accuracy ceiling for uniformly random "
-              "data (verify.ceilings) for a machine with S state bits",
+              "data (verify.bounds.ceilings) for a machine with S state bits",
               "reference_bits": not any(m.get("state_bits") for m in models)}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     _plot(report, out / "report.png")
@@ -266,7 +264,7 @@ def construction_efficiency(task: str, cons: dict) -> list[dict]:
     """Per verified n: the information a perfect answer needs (Fano at accuracy 1, the same
     measure as the learned rows) over the construction's KV-cache bits, layers * heads * 2 *
     d_head * (sequence length) * p(n): exact, from the verdict that just proved it."""
-    from rnngap.verify.ceilings import implied_bits
+    from rnngap.verify.bounds.ceilings import implied_bits
     out = []
     for p in cons["points"]:
         if not p.get("verified"):
@@ -284,7 +282,7 @@ def build_results_report(task: str, results: str | Path, out: str | Path, seed: 
     architecture's chosen learning rate, the verified construction, the Fano ceiling for the
     learned Mamba's state bits, the state sweep against its ceiling, and effective bits per
     state bit beside the construction's exact information per KV-cache bit."""
-    from rnngap.verify.ceilings import ceiling
+    from rnngap.verify.bounds.ceilings import ceiling
     rows = [r for r in json.loads(Path(results).read_text()) if r.get("task") == task]
     if not rows:
         raise ValueError(f"{results} has no rows for task {task!r}")
@@ -311,10 +309,8 @@ def build_results_report(task: str, results: str | Path, out: str | Path, seed: 
                          "points": pts}
     cons = construction_points(task, ns, seed) if task in RETRIEVAL else None
     if cons is not None:
-        import importlib
-
-        from rnngap.tasks.registry import make_task
-        fn = getattr(importlib.import_module(f"rnngap.verify.{task}"), f"verify_{task}")
+        from rnngap.tasks.registry import CARDS, load, make_task
+        fn = load(CARDS[task].verifier)
         for p in cons["points"]:
             if p["verified"]:
                 v = fn(make_task(task, n=p["n"]), samples=2, seed=seed)
@@ -351,8 +347,9 @@ def build_results_report(task: str, results: str | Path, out: str | Path, seed: 
            "construction_efficiency": construction_efficiency(task, cons) if cons else [],
            "ceilings": ceilings, "state_sweep": sweep, "effective": eff,
            "notes": {"effective_bits_per_state_bit": "Fano-implied bits of the accuracy "
-                     "(verify.ceilings.implied_bits) at the largest n solved (>= 0.99), or at "
-                     "the n with the most implied bits where none is solved, over state bits",
+                     "(verify.bounds.ceilings.implied_bits) at the largest n solved (>= 0.99), "
+                     "or at the n with the most implied bits where none is solved, over "
+                     "state bits",
                      "bound": "no machine exceeds 1 bit of implied information per state bit"}}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,12 @@ def least_true(pred: Callable[[int], bool], start: int, step: int, cap: int) -> 
         if hi >= cap:
             return None
         lo, hi = hi, min(cap, start + 2 * (hi - start))
+    return bisect_least(pred, lo, hi, step)
+
+
+def bisect_least(pred: Callable[[int], bool], lo: int, hi: int, step: int = 1) -> int:
+    """Least n on the grid lo + step*i, lo < n <= hi, with pred(n), by bisection; the caller
+    knows pred(hi) (and takes pred(lo) to be false); pred monotone."""
     while hi - lo > step:
         mid = lo + ((hi - lo) // (2 * step)) * step
         if pred(mid):

@@ -1,12 +1,86 @@
-"""The verdict every construction verifier returns (stable JSON keys, see ``KEYS``)."""
+"""The verdict every verifier returns: one typed schema, two families (stable JSON keys).
+
+:class:`Verdict` is what every verdict says (the task, n, whether it is verified, what was
+enumerated, the time). A retrieval construction's verdict (``verify.retrieval``) is a
+:class:`ConstructionVerdict`; an IsTree method's (``verify.istree``: the RNN with retrieval, the
+hybrids, the Transformer) is an :class:`IsTreeVerdict`. Verifiers may add keys of their own
+(``recurrent_state_bits``, ``failure``, ``audit``, ...); the declared ones are always there, and
+the key order of the JSON is the order in which a verifier writes them (unchanged by the types).
+"""
 
 from __future__ import annotations
+
+from types import UnionType
+from typing import TypedDict, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 import torch
 
+
+class Verdict(TypedDict):
+    """The keys of every verdict."""
+
+    task: str
+    n: int
+    verified: bool
+    enumerated: str
+    seconds: float
+
+
+class ConstructionVerdict(Verdict):
+    """A retrieval construction proved (or not) on every input at ``precision_bits``."""
+
+    precision_bits: int
+    layers: int
+    heads: int
+    width: int
+    params: int
+    min_target_attention: float | None
+    min_logit_margin: float | None
+    certificates: list[dict]
+
+
+class IsTreeVerdict(Verdict):
+    """An IsTree method checked on an enumeration plus samples (``verify istree``)."""
+
+    method: str
+    passed: bool
+    exhaustive: bool
+    inputs_checked: int
+    failures: int
+    failure_examples: list[dict]
+    peak_state_bits: int
+    declared_state_bits: int
+    max_cot_tokens: int
+    retrievals: int
+    planned_enumeration: int
+
+
 KEYS = ("task", "n", "verified", "precision_bits", "layers", "heads", "width", "params",
         "min_target_attention", "min_logit_margin", "enumerated", "certificates", "seconds")
+"""The keys of a :class:`ConstructionVerdict`, in the order the verifiers write them."""
+ISTREE_KEYS = frozenset(IsTreeVerdict.__required_keys__)
+"""The keys every IsTree method's verdict carries (the script interface of verify istree)."""
+assert set(KEYS) == ConstructionVerdict.__required_keys__
+
+
+def problems(verdict: dict, schema: type = Verdict) -> list[str]:
+    """What keeps ``verdict`` from being a ``schema`` (a missing key, or a value of another
+    type; ``int`` counts as ``float``, ``None`` only where declared); empty when it is one."""
+    out = []
+    for key, want in get_type_hints(schema).items():
+        if key not in verdict:
+            out.append(f"missing {key}")
+            continue
+        v = verdict[key]
+        kinds = get_args(want) if get_origin(want) in (Union, UnionType) else (want,)
+        kinds = tuple(get_origin(k) or k for k in kinds)
+        ok = any(k is type(None) and v is None or k is float and type(v) in (int, float)
+                 or k is int and type(v) is int or k not in (int, float, type(None))
+                 and isinstance(v, k) for k in kinds)
+        if not ok:
+            out.append(f"{key}: {type(v).__name__} is not {want}")
+    return out
 
 
 def side_condition(name: str, ok: bool, detail: str = "") -> dict:

@@ -78,8 +78,8 @@ def worker(spec: dict, runs: str, slot_q) -> dict:
     from rnngap.learned.setup import learned_max_len
     from rnngap.learned.train import TrainConfig, train
     from rnngap.models.lm import LMConfig
-    from rnngap.verify.ceilings import implied_bits
-    from rnngap.verify.report import _run_state_bits
+    from rnngap.verify.bounds.ceilings import implied_bits
+    from rnngap.verify.report import run_state_bits
 
     slot = slot_q.get()
     try:
@@ -98,7 +98,7 @@ def worker(spec: dict, runs: str, slot_q) -> dict:
         lm, d2, _, _ = load_run(rd)
         ev = evaluate(lm, d2, spec["eval_samples"], 256, spec["seed"])
         acc = ev["accuracy_generation"]
-        sb = _run_state_bits(str(rd)) if spec["arch"] == "mamba" else None
+        sb = run_state_bits(str(rd)) if spec["arch"] == "mamba" else None
         imp = implied_bits(spec["task"], spec["n"], acc)
         space = input_space_size(data)
         logs = [json.loads(x) for x in (rd / ck.METRICS).read_text().splitlines()

@@ -250,8 +250,8 @@ def main() -> None:
         if not rep["effective"]:
             continue
         L += [f"## Effective bits per state bit ({t.upper()})", "",
-              ("Information the accuracy implies (Fano, `verify.ceilings.implied_bits`) at the "
-              "largest n the model solves (>= 0.99), or where it is largest if none is solved, "
+              ("Information the accuracy implies (Fano, `verify.bounds.ceilings.implied_bits`) "
+               "at the largest n the model solves (>= 0.99), or where it is largest if none is solved, "
               "divided by the state bits. Any machine: <= 1."), "",
               ("| model | seed | state bits | at n | solved | accuracy | implied bits | per state "
               "bit |"), "|---|---|---|---|---|---|---|---|"]

@@ -1,10 +1,10 @@
-"""Counting for every n of a range: the Transformer of ``constructions.counting`` and its hybrid.
+"""Counting for every n of a range: the Transformer of ``constructions.retrieval.counting`` and its hybrid.
 
 Both forms: threshold (row x_1..x_n q t -> [cnt > t]) and exact count (``exact=True``; row
 x_1..x_n q -> cnt), cnt = #{j <= n: x_j = q}. Alphabet k(n) (default n + 1), vocabulary
 V(n) = max(k(n), n + 1) (nondecreasing in n), beta = 2^10 (n-independent), claimed p(n) from the
-construction's own precision function (``constructions.counting.precision_needed`` /
-``precision_exact``; ``constructions.hybrid.counting_precision``). A block [a, b] has constant
+construction's own precision function (``constructions.retrieval.counting.precision_needed`` /
+``precision_exact``; ``constructions.retrieval.hybrid.counting_precision``). A block [a, b] has constant
 p and scalars; every lemma below quantifies over EVERY n in [a, b] and is monotone in b (the
 lemmas of [a, m] are implied by those of [a, b] for m <= b, as ``first_failing`` assumes).
 
@@ -18,7 +18,7 @@ integers); one enumeration over every count/threshold <= b that covers every n <
 Lemmas about the reference build and the all-integer certificates do not depend on the block
 (proved once, reused; the record says so).
 
-Transformer (``CountingProver``), the per-n argument of ``verify.counting`` with n a variable:
+Transformer (``CountingProver``), the per-n argument of ``verify.retrieval.counting`` with n a variable:
 
 * precision-emulable: 2 <= p <= 52.
 * construction-structure: every structural side condition of the per-n verifier (depth,
@@ -51,13 +51,13 @@ Transformer (``CountingProver``), the per-n argument of ``verify.counting`` with
   F nonincreasing, TH_t < F_t (t <= b), F_(t+1) < TH_t (t < b), and r(fl(TH_t - F_c)) has the
   answer's sign at c = t, t + 1. These depend on n only through p, so the one enumeration covers
   every n <= b of the block (the per-n statement at n is the restriction to c, t <= n).
-* readout-exact (exact form; enumeration): ``verify.counting.exact_readout(b, V(b), p)``, the
+* readout-exact (exact form; enumeration): ``verify.retrieval.counting.exact_readout(b, V(b), p)``, the
   per-n certificate at n = b: for every pair (count c <= b, token t < V(b), t != c) the p-bit
   logit of t is below that of c. Each logit depends only on (c, t, p) (F_c above; unembedding
   row t is fl(2/(t+1)), -fl(1/(t+1)^2)), and c <= n <= b, t < V(n) <= V(b) for every n of the
   block, so the per-n certificate at every n is a sub-statement.
 
-Hybrid (``CountingHybridProver``), the per-n argument of ``verify.hybrid_counting``:
+Hybrid (``CountingHybridProver``), the per-n argument of ``verify.retrieval.hybrid_counting``:
 
 * construction-structure: the per-n copy-lemma side conditions, the attention weights and (exact
   form) the unembedding side condition on the reference build; ``builder_scalars`` compares
@@ -97,8 +97,8 @@ import time
 
 import torch
 
-from rnngap.constructions import counting as cc
-from rnngap.constructions import hybrid as hyb
+from rnngap.constructions.retrieval import counting as cc
+from rnngap.constructions.retrieval import hybrid as hyb
 from rnngap.models.arith import PBitArith
 from rnngap.verify import certificates as cert
 from rnngap.verify.every_n import MAX_P, Block, lemma
@@ -193,7 +193,7 @@ class CountingProver:
         return sc
 
     def per_n(self, n: int, samples: int, seed: int) -> dict:
-        from rnngap.verify.counting import verify_counting
+        from rnngap.verify.retrieval.counting import verify_counting
         return verify_counting(self._task(n), samples=samples, seed=seed)
 
     # --- the block lemmas --------------------------------------------------------------------
@@ -229,10 +229,10 @@ class CountingProver:
         return r
 
     def _structure(self) -> dict:
-        from rnngap.verify.counting import _structure
+        from rnngap.verify.retrieval.counting import structure_conditions
         t0 = time.perf_counter()
         c = self._reference()
-        conds = _structure(c, N_REF, c.precision_bits, self.exact)
+        conds = structure_conditions(c, N_REF, c.precision_bits, self.exact)
         th_ok = True
         if not self.exact:
             t = torch.arange(c.config.vocab_size, dtype=torch.float64)
@@ -247,7 +247,7 @@ class CountingProver:
                      "(j, j^2, [j = n+1]" + ("" if self.exact else ", [j = n+2]") + ") and "
                      "unembedding rows are the builder's formulas in t, j, n"
                      + (f" (FAILING: {', '.join(bad)})" if bad else ""),
-                     "per-n side conditions (verify.counting._structure) on the reference build",
+                     "per-n side conditions (verify.retrieval.counting.structure_conditions) on the reference build",
                      not bad and th_ok, t0)
 
     def _domain_monotone(self) -> dict:
@@ -348,7 +348,7 @@ class CountingProver:
                      ok and same, t0, value=margin, worst_threshold=detail.get("bad_t"))
 
     def _readout_exact(self, b: int, p: int) -> dict:
-        from rnngap.verify.counting import exact_readout
+        from rnngap.verify.retrieval.counting import exact_readout
         V = self.vocab(b)
         r, _margin, _ = exact_readout(b, V, p)
         return {**r, "statement": r["statement"] + f"; covers every n in the block: c <= n <= "
@@ -459,7 +459,7 @@ class CountingHybridProver(CountingProver):
         return sc
 
     def per_n(self, n: int, samples: int, seed: int) -> dict:
-        from rnngap.verify.hybrid import verify_hybrid
+        from rnngap.verify.retrieval.hybrid import verify_hybrid
         return verify_hybrid("counting", self._task(n), samples=samples, seed=seed)
 
     def prove(self, block: Block) -> list[dict]:
@@ -483,15 +483,15 @@ class CountingHybridProver(CountingProver):
         return out
 
     def _structure(self) -> dict:
-        from rnngap.verify.counting import exact_unembedding
-        from rnngap.verify.hybrid_counting import _attention_ok, _theta
-        from rnngap.verify.hybrid_gram import copy_lemma
+        from rnngap.verify.retrieval.counting import exact_unembedding
+        from rnngap.verify.retrieval.hybrid_counting import attention_ok, theta
+        from rnngap.verify.retrieval.hybrid_gram import copy_lemma
         from rnngap.verify.verdict import side_condition
         t0 = time.perf_counter()
         hc = self._reference()
         t = torch.arange(hc.config.vocab_size, dtype=torch.float64)
-        conds = copy_lemma(hc, {} if self.exact else {"TH": _theta(t)})
-        conds.append(side_condition("attention-weights", _attention_ok(hc, self.exact)))
+        conds = copy_lemma(hc, {} if self.exact else {"TH": theta(t)})
+        conds.append(side_condition("attention-weights", attention_ok(hc, self.exact)))
         conds.append(side_condition("one-rnn-layer", hc.config.n_rnn_layers == 1))
         if self.exact:
             conds.append(exact_unembedding(hc.state_dict["unembed.weight"],
@@ -503,8 +503,8 @@ class CountingHybridProver(CountingProver):
                      "n-independent (compared with this build at every cross-checked n); "
                      "embedding and unembedding rows are the builder's formulas in t"
                      + (f" (FAILING: {', '.join(bad)})" if bad else ""),
-                     "per-n side conditions (verify.hybrid_gram.copy_lemma, verify."
-                     "hybrid_counting._attention_ok) on the reference build", not bad, t0)
+                     "per-n side conditions (verify.retrieval.hybrid_gram.copy_lemma, verify."
+                     "hybrid_counting.attention_ok) on the reference build", not bad, t0)
 
     def _rnn_symbolic(self, b: int, p: int) -> dict:
         t0 = time.perf_counter()
@@ -559,14 +559,14 @@ class CountingHybridProver(CountingProver):
                              [("4 (V-1)^2", 4 * vm ** 2, 2 ** 52, True)], self._corner(b))
 
     def _readout(self, b: int, p: int) -> dict:
-        from rnngap.verify.hybrid_counting import _theta
+        from rnngap.verify.retrieval.hybrid_counting import theta
         t0 = time.perf_counter()
         ok, margin, detail = threshold_readout(b, p, hyb.counting_theta, z_offset=2)
         t = torch.arange(b + 1, dtype=torch.float64)
-        same = bool(torch.equal(hyb.counting_theta(t), _theta(t)))
+        same = bool(torch.equal(hyb.counting_theta(t), theta(t)))
         if not same:
             detail["builder_TH_differs_from_verifier_at"] = int(torch.nonzero(
-                hyb.counting_theta(t) != _theta(t)).flatten()[0])
+                hyb.counting_theta(t) != theta(t)).flatten()[0])
         return lemma("readout", f"for every n <= {b}, count c and threshold t in [0, n]: "
                      "r(TH_t - F_c) > 0 iff c > t, |.| < 1, with F_c = r(fl(1/(c+2))) (F "
                      "nonincreasing, F_(t+1) < TH_t < F_t); the builder's TH(t) (a function of "

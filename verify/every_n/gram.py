@@ -1,7 +1,7 @@
 """AR and c-gram retrieval for every n of a range: the gram Transformers and the gram hybrids.
 
-The constructions (``constructions.cgram.build_gram``, ``constructions.ar``,
-``constructions.hybrid.build_gram``) are INTEGER EXACT: every activation is an integer (scores an
+The constructions (``constructions.retrieval.cgram.build_gram``, ``constructions.retrieval.ar``,
+``constructions.retrieval.hybrid.build_gram``) are INTEGER EXACT: every activation is an integer (scores an
 integer times beta = 2^10). At n they have m = c - 1 pointer heads (AR: m = 1), sequence length
 L(n) (c-gram n + c - 1, AR n + 1), alphabet k(n) (n + 1 or the given one), vocabulary V = k,
 largest data token K = k - 1, match weight W(n) (c-gram W = L, AR W = 1) and tie-break T
@@ -84,8 +84,8 @@ from __future__ import annotations
 import time
 from fractions import Fraction
 
-from rnngap.constructions import cgram as gram
-from rnngap.constructions import hybrid as hyb
+from rnngap.constructions.retrieval import cgram as gram
+from rnngap.constructions.retrieval import hybrid as hyb
 from rnngap.verify import certificates as cert
 from rnngap.verify.every_n import MAX_P, Block, RangeError, lemma
 
@@ -701,15 +701,15 @@ class _Transformer:
 
     def _build(self, n: int):
         if self.task == "ar":
-            from rnngap.constructions import ar as ar_construction
+            from rnngap.constructions.retrieval import ar as ar_construction
             return ar_construction.build(self._task(n))
         return gram.build(self._task(n))
 
     def per_n(self, n: int, samples: int, seed: int) -> dict:
         if self.task == "ar":
-            from rnngap.verify.ar import verify_ar
+            from rnngap.verify.retrieval.ar import verify_ar
             return verify_ar(self._task(n), samples=samples, seed=seed)
-        from rnngap.verify.cgram import verify_cgram
+        from rnngap.verify.retrieval.cgram import verify_cgram
         return verify_cgram(self._task(n), samples=samples, seed=seed)
 
     _TABLES = ("embed.weight", "pos_table", "unembed.weight", "unembed.bias")
@@ -784,7 +784,7 @@ class _Hybrid:
         return hyb.build_gram(self.task, self._task(n))
 
     def per_n(self, n: int, samples: int, seed: int) -> dict:
-        from rnngap.verify.hybrid import verify_hybrid
+        from rnngap.verify.retrieval.hybrid import verify_hybrid
         return verify_hybrid(self.task, self._task(n), samples=samples, seed=seed)
 
     _TABLES = ("embed.weight", "unembed.weight", "unembed.bias")
@@ -1246,7 +1246,7 @@ class _HybridSymbolic:
     def _copy_reference(self) -> dict:
         """Today's copy-lemma side conditions on the reference build (n-independent: the RNN
         weights at every cross-checked n equal the reference's)."""
-        from rnngap.verify.hybrid_gram import copy_lemma
+        from rnngap.verify.retrieval.hybrid_gram import copy_lemma
         t0 = time.perf_counter()
         n0, built = self._reference()["builds"][0]
         conds = copy_lemma(built)
@@ -1254,7 +1254,7 @@ class _HybridSymbolic:
         return lemma("copy-lemma-reference", "the per-n copy lemma's side conditions ("
                      + ", ".join(c_["name"] for c_ in conds) + f") hold on the reference build "
                      f"n = {n0}; its RNN weights are those of every n (builder_scalars)",
-                     "verify.hybrid_gram.copy_lemma on the reference weights", ok, t0)
+                     "verify.retrieval.hybrid_gram.copy_lemma on the reference weights", ok, t0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1263,11 +1263,11 @@ class _HybridSymbolic:
 
 
 class ARProver(_AR, _Transformer, _TransformerSymbolic, _Weights, _GramProver):
-    """Range prover of the AR Transformer (``constructions.ar``)."""
+    """Range prover of the AR Transformer (``constructions.retrieval.ar``)."""
 
 
 class CGramProver(_CGram, _Transformer, _TransformerSymbolic, _Weights, _GramProver):
-    """Range prover of the c-gram Transformer (``constructions.cgram``)."""
+    """Range prover of the c-gram Transformer (``constructions.retrieval.cgram``)."""
 
 
 class _HybridGeneric:
@@ -1281,12 +1281,12 @@ class _HybridGeneric:
 
 
 class ARHybridProver(_HybridGeneric, _AR, _Hybrid, _HybridSymbolic, _Weights, _GramProver):
-    """Range prover of the AR hybrid (``constructions.hybrid.build_gram``)."""
+    """Range prover of the AR hybrid (``constructions.retrieval.hybrid.build_gram``)."""
 
 
 class CGramHybridProver(_HybridGeneric, _CGram, _Hybrid, _HybridSymbolic, _Weights,
                         _GramProver):
-    """Range prover of the c-gram hybrid (``constructions.hybrid.build_gram``)."""
+    """Range prover of the c-gram hybrid (``constructions.retrieval.hybrid.build_gram``)."""
 
 
 __all__ = ["ARHybridProver", "ARProver", "CGramHybridProver", "CGramProver"]

@@ -1,6 +1,6 @@
-"""Index for every n of a range: the Transformer of ``constructions.index`` and its hybrid.
+"""Index for every n of a range: the Transformer of ``constructions.retrieval.index`` and its hybrid.
 
-The construction at n (``constructions.index``), with alphabet k(n) (default n + 1), vocabulary
+The construction at n (``constructions.retrieval.index``), with alphabet k(n) (default n + 1), vocabulary
 V(n) = max(k(n), n + 1), claimed precision p(n) and inverse temperature beta(n), u = 2^-p:
 
     E[t] = t e_TOK,  P[j] = j e_POS + j^2 e_POS2,  q = (beta TOK, beta),  k_j = (2 POS, -POS2),
@@ -31,12 +31,12 @@ n and is evaluated at n = b in exact rationals (exp enclosed by mpmath interval 
    logit of x beats every other token's given |y - x| <= delta; and the margin is positive in
    exact rationals.
 
-The hybrid (``constructions.hybrid.build_index``): its RNN part is evaluated SYMBOLICALLY in the
+The hybrid (``constructions.retrieval.hybrid.build_index``): its RNN part is evaluated SYMBOLICALLY in the
 position j (sympy: each layer's u, v and state are polynomials in j; a decay-1 state is a sum
 ``summation(B v(i), (i, 1, j))``), must give the table (j, j^2) as a polynomial identity, with
 integer coefficients and magnitude <= 2^p for every j <= b + 1 (all roundings are identities,
 every float64 sum exact); then lemmas 1-7 apply to its attention layer verbatim (the per-n
-reduction of ``verify.hybrid``: the residual entering the attention layer is E[t_j] + P[j]).
+reduction of ``verify.retrieval.hybrid``: the residual entering the attention layer is E[t_j] + P[j]).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from __future__ import annotations
 import time
 from fractions import Fraction
 
-from rnngap.constructions import index as index_construction
+from rnngap.constructions.retrieval import index as index_construction
 from rnngap.verify import certificates as cert
 from rnngap.verify.every_n import MAX_P, Block, exact_exp_upper, gamma_exact, lemma
 
@@ -98,7 +98,7 @@ class IndexProver:
         return IndexTask(n=n, alphabet=self.alphabet)
 
     def per_n(self, n: int, samples: int, seed: int) -> dict:
-        from rnngap.verify.index import verify_index
+        from rnngap.verify.retrieval.index import verify_index
         return verify_index(self._task(n), samples=samples, seed=seed)
 
     # --- the block lemmas --------------------------------------------------------------------
@@ -203,7 +203,7 @@ class IndexProver:
                          t0, value=float(delta)))
         if not ok:
             return out
-        # decoding, as in verify.index (same rho, eta, L; k and V at their largest in the block)
+        # decoding, as in verify.retrieval.index (same rho, eta, L; k and V at their largest in the block)
         V = self.vocab(b)
         rho = u * (1 + u) + 2 * u53
         eta = Fraction(1, 2 ** 51) * V * (K - 1 + delta) * (1 + u) + TINY
@@ -240,14 +240,14 @@ class IndexHybridProver(IndexProver):
     def _reference(self):
         """The RNN weights (the same at every n: the builder writes constants), from n = 1."""
         if self._ref is None:
-            from rnngap.constructions import hybrid as hyb
+            from rnngap.constructions.retrieval import hybrid as hyb
             self._ref = hyb.build_index(self._task(1))
         return self._ref
 
     def builder_scalars(self, n: int) -> tuple[int, dict]:
         import torch
 
-        from rnngap.constructions import hybrid as hyb
+        from rnngap.constructions.retrieval import hybrid as hyb
         hc = hyb.build_index(self._task(n))
         ref = self._reference().state_dict
         same_rnn = all(torch.equal(v, ref[k]) for k, v in hc.state_dict.items()
@@ -258,7 +258,7 @@ class IndexHybridProver(IndexProver):
         return hc.precision_bits, sc
 
     def per_n(self, n: int, samples: int, seed: int) -> dict:
-        from rnngap.verify.hybrid import verify_hybrid
+        from rnngap.verify.retrieval.hybrid import verify_hybrid
         return verify_hybrid("index", self._task(n), samples=samples, seed=seed)
 
     def prove(self, block: Block) -> list[dict]:

@@ -1,0 +1,1 @@
+"""Turing machines compiled to a bit-bounded RNN with regex retrieval, and the built-in machines."""

@@ -1,0 +1,1 @@
+"""Verifiers of the retrieval constructions (Transformer and hybrid), one per task family."""
