@@ -61,7 +61,7 @@ def test_range_verified_and_cross_checked(task, model, kw):
     want = {"precision-emulable", "construction-formulas", "symbolic-forward", "match-gap",
             "decode-gap", "exponent-gap", "task-mapping", "sizes-monotone",
             "integer-exactness", "float64-sums-exact", "float64-aggregate", "softmax-underflow",
-            "bound-matcher", "bound-logits", "match-hypotheses", "block-scalars"}
+            "bound-matcher", "bound-logits", "match-hypotheses"}
     want |= {"pointer-gap", "bound-layer1"} if model == "transformer" else \
         {"rnn-table", "copy-lemma-reference"}
     for b in v["blocks"]:

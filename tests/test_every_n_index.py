@@ -136,3 +136,20 @@ def test_cli_range_bad_input(args, msg):
     assert r.exit_code == 2
     err = [x for x in r.stderr.splitlines() if x.strip()]
     assert len(err) == 1 and err[0].startswith("Error:") and msg in err[0], r.stderr
+
+
+@pytest.mark.parametrize("model", ["transformer", "hybrid"])
+def test_a_builder_off_its_formulas_is_caught_without_cross_checks(monkeypatch, model):
+    """The lemmas are about the formulas; a builder that writes other weights (here the query
+    bias) fails the builder check run at both ends of every block, per-n verifier or not."""
+    orig = index_construction.build
+
+    def wrong(task):
+        c = orig(task)
+        c.state_dict["blocks.0.attn.q_proj.bias"][1] = 0.0
+        return c
+    monkeypatch.setattr(index_construction, "build", wrong)
+    v = verify_range(prover_for("index", model), 40, 60, cross_checks=0)
+    assert not v["verified"] and "does not build the construction" in v["failure"]
+    assert v["first_failing_n"] is None     # the lemmas themselves hold
+    assert all(not c["matches"] for b in v["blocks"] for c in b["builder_checks"])

@@ -184,12 +184,18 @@ class CountingProver:
         return c.precision_bits, self._scalars_checked(c)
 
     def _scalars_checked(self, c) -> dict:
+        """The build's scalars, plus a flag when its n-independent weights differ from the
+        reference build or its n-dependent tables fail the per-n structural conditions."""
         ref = self._reference()
         sc = dict(c.scalars)
         if not (_same_tensors(c.state_dict, ref.state_dict, self._PREFIXES)
                 and _cfg_fields(c.config) == _cfg_fields(ref.config)
                 and c.channels == ref.channels):
             sc["n_independent_weights"] = f"differ from n = {N_REF}"
+        conds, th_ok = self._structure_conds(c)
+        bad = [x["name"] for x in conds if x["result"] != "holds"] + ([] if th_ok else ["TH"])
+        if bad:
+            sc["structure"] = "FAILS: " + ", ".join(bad)
         return sc
 
     def per_n(self, n: int, samples: int, seed: int) -> dict:
@@ -228,16 +234,20 @@ class CountingProver:
         r["seconds"] = 0.0
         return r
 
-    def _structure(self) -> dict:
+    def _structure_conds(self, c) -> tuple[list[dict], bool]:
+        """The per-n structural side conditions on a build ``c`` (and its TH column)."""
         from rnngap.verify.retrieval.counting import structure_conditions
-        t0 = time.perf_counter()
-        c = self._reference()
-        conds = structure_conditions(c, N_REF, c.precision_bits, self.exact)
+        conds = structure_conditions(c, c.n, c.precision_bits, self.exact)
         th_ok = True
         if not self.exact:
             t = torch.arange(c.config.vocab_size, dtype=torch.float64)
             th_ok = bool(torch.equal(c.state_dict["embed.weight"][:, c.channels["TH"]],
                                      cc.theta(t)))
+        return conds, th_ok
+
+    def _structure(self) -> dict:
+        t0 = time.perf_counter()
+        conds, th_ok = self._structure_conds(self._reference())
         bad = [x["name"] for x in conds if x["result"] != "holds"]
         return lemma("construction-structure", "the per-n structural side conditions ("
                      + ", ".join(x["name"] for x in conds) + f") hold on the reference build at "
@@ -482,13 +492,12 @@ class CountingHybridProver(CountingProver):
         out.append(self._readout_exact(b, p) if self.exact else self._readout(b, p))
         return out
 
-    def _structure(self) -> dict:
+    def _structure_conds(self, hc) -> tuple[list[dict], bool]:
+        """The per-n hybrid side conditions (copy lemma, attention weights) on a build."""
         from rnngap.verify.retrieval.counting import exact_unembedding
         from rnngap.verify.retrieval.hybrid_counting import attention_ok, theta
         from rnngap.verify.retrieval.hybrid_gram import copy_lemma
         from rnngap.verify.verdict import side_condition
-        t0 = time.perf_counter()
-        hc = self._reference()
         t = torch.arange(hc.config.vocab_size, dtype=torch.float64)
         conds = copy_lemma(hc, {} if self.exact else {"TH": theta(t)})
         conds.append(side_condition("attention-weights", attention_ok(hc, self.exact)))
@@ -496,6 +505,11 @@ class CountingHybridProver(CountingProver):
         if self.exact:
             conds.append(exact_unembedding(hc.state_dict["unembed.weight"],
                                            hc.state_dict["unembed.bias"], hc.channels["F"]))
+        return conds, True
+
+    def _structure(self) -> dict:
+        t0 = time.perf_counter()
+        conds, _ = self._structure_conds(self._reference())
         bad = [x["name"] for x in conds if x["result"] != "holds"]
         return lemma("construction-structure", "the per-n structural side conditions ("
                      + ", ".join(x["name"] for x in conds) + f") hold on the reference build at "
@@ -612,6 +626,8 @@ def symbolic_copy_rnn(hc, vmax: int, p: int) -> tuple[bool, str]:
     if bool((E[:, written] != 0).any()):
         return False, "the embedding writes a channel the RNN writes"
     K = conv.shape[1]
+    if K < 2:  # the generic case j >= K must be a position with a predecessor (G = x_(j-1))
+        return False, "conv width 1 cannot copy x_(j-1) (the builder uses width 2)"
     xs = sympy.symbols(f"x0:{K}", integer=True)      # xs[K-1-k] = x_(j-k)
     worst, sums = 0, 0
 

@@ -50,7 +50,7 @@ Generic lemmas (proved once per prover and listed in every block; they hold for 
 Block lemmas (exact integers at n = b, the worst end: every bound below is a polynomial with
 nonnegative coefficients in the sizes, or a max of such, hence nondecreasing in n):
 
-* ``precision-emulable``: 2 <= p <= 52; ``block-scalars``: the block's scalars are the rule's.
+* ``precision-emulable``: 2 <= p <= 52.
 * ``integer-exactness``: every rounded quantity of the forward pass (each output of each
   reduction and elementwise sum, from the symbolic pass) is 2^s times an integer of magnitude
   <= 2^p (s its coefficients' common 2-adic valuation; bound: term-by-term with the sizes at b,
@@ -296,12 +296,6 @@ class _GramProver:
                      2 <= p <= MAX_P, t0)]
         if out[0]["result"] != "proved":
             return out
-        t0 = time.perf_counter()
-        want = self.key(block.n_lo)[1]
-        out.append(lemma("block-scalars", f"the block's scalars {block.scalars} are the "
-                         f"construction's rule at n = {block.n_lo} (and blocks() computed them "
-                         "at every n of the block)", "exact comparison",
-                         want == block.scalars, t0))
         out += self._generic_lemmas()
         out.append(self._match_hypotheses(block))
         out += self._block_lemmas(block)

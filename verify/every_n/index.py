@@ -90,8 +90,14 @@ class IndexProver:
         return lo
 
     def builder_scalars(self, n: int) -> tuple[int, dict]:
+        """The built construction's (p, scalars); a "weights" entry when its weights are not
+        the formulas of the module docstring (``formula_mismatch``)."""
         c = index_construction.build(self._task(n))
-        return c.precision_bits, dict(c.scalars)
+        sc = dict(c.scalars)
+        why = formula_mismatch(c, n)
+        if why:
+            sc["weights"] = why
+        return c.precision_bits, sc
 
     def _task(self, n: int):
         from rnngap.tasks.index import IndexTask
@@ -219,6 +225,32 @@ class IndexProver:
         return out
 
 
+def formula_mismatch(c, n: int) -> str | None:
+    """None when the built Transformer ``c`` at n carries exactly the formula weights (the
+    per-n structural side conditions of ``verify.retrieval.index`` plus the attention maps and
+    the positional table entry by entry), else what differs."""
+    import torch
+
+    from rnngap.verify.retrieval.index import structure_conditions
+
+    f64 = torch.float64
+    beta = float(c.scalars["beta"])
+    conds, _ = structure_conditions(c, c.precision_bits)
+    bad = [x["name"] for x in conds if x["result"] != "holds"]
+    sd, cfg = c.state_dict, c.config
+    j = torch.arange(1, n + 2, dtype=f64)
+    want = {"pos_table": torch.stack([torch.zeros_like(j), j, j * j, torch.zeros_like(j)], 1),
+            "blocks.0.attn.q_proj.weight": torch.tensor([[beta, 0, 0, 0], [0, 0, 0, 0]], dtype=f64),
+            "blocks.0.attn.q_proj.bias": torch.tensor([0.0, beta], dtype=f64),
+            "blocks.0.attn.k_proj.weight": torch.tensor([[0, 2, 0, 0], [0, 0, -1, 0]], dtype=f64),
+            "blocks.0.attn.k_proj.bias": torch.zeros(2, dtype=f64)}
+    bad += [k for k, v in want.items() if k not in sd or not torch.equal(sd[k].double(), v)]
+    arch = (cfg.n_layers, cfg.n_heads, cfg.d_model, cfg.norm, cfg.pos, cfg.attn_scale)
+    if arch != (1, 1, 4, "none", "table", 1.0):
+        bad.append(f"architecture {arch}")
+    return ("differ from the formulas: " + ", ".join(bad)) if bad else None
+
+
 def _up(x: Fraction) -> Fraction:
     """The smallest float64 >= x (as a Fraction), so a float bound still encloses x."""
     f = float(x)
@@ -248,13 +280,23 @@ class IndexHybridProver(IndexProver):
         import torch
 
         from rnngap.constructions.retrieval import hybrid as hyb
-        hc = hyb.build_index(self._task(n))
+        task = self._task(n)
+        hc = hyb.build_index(task)
         ref = self._reference().state_dict
         same_rnn = all(torch.equal(v, ref[k]) for k, v in hc.state_dict.items()
-                       if k.startswith("rnn."))
+                       if k.startswith("rnn.")) and set(ref) == set(hc.state_dict)
         sc = dict(hc.scalars)
         if not same_rnn:
             sc["rnn_weights"] = "differ from n = 1"
+        # the attention layer, embedding and unembedding: the formula Transformer's, verbatim
+        tc = index_construction.build(task)
+        why = formula_mismatch(tc, n)
+        shared = all(torch.equal(hc.state_dict["block." + k[len("blocks.0."):]], v)
+                     for k, v in tc.state_dict.items() if k.startswith("blocks.0.")) and all(
+            torch.equal(hc.state_dict[k], tc.state_dict[k])
+            for k in ("embed.weight", "unembed.weight", "unembed.bias"))
+        if why or not shared:
+            sc["weights"] = why or "attention layer differs from the Index construction's"
         return hc.precision_bits, sc
 
     def per_n(self, n: int, samples: int, seed: int) -> dict:
@@ -292,7 +334,7 @@ def symbolic_rnn_table(hc, L: int, p: int) -> tuple[bool, str, int]:
     if bool((sd["embed.weight"][:, rset] != 0).any()):
         return False, "the embedding writes an RNN channel", 0
     x = {c: sympy.Integer(0) for c in range(d)}
-    worst, wmax = 0, 0
+    worst, wmax, terms = 0, 0, 2
     exprs: list = []
     for layer in range(cfg.n_rnn_layers):
         w = {k: sd[f"rnn.{layer}.{k}"].double() for k in
@@ -324,7 +366,10 @@ def symbolic_rnn_table(hc, L: int, p: int) -> tuple[bool, str, int]:
             y = sum(int(C[c, s]) * h[s] for s in range(len(h))) + \
                 sum(int(D[c, r]) * v[r] for r in range(len(v)))
             x[c] = sympy.expand(x[c] + y)
-        exprs += u + v + bv + h + [x[c] for c in rset]
+        ys = [sum(int(C[c, s]) * h[s] for s in range(len(h)))
+              + sum(int(D[c, r]) * v[r] for r in range(len(v))) for c in rset]
+        exprs += u + v + bv + h + ys + [x[c] for c in rset]
+        terms = max(terms, d + 1, w["conv_weight"].shape[1] + 1, len(v) + len(h), 2)
     want = {ch["POS"]: j, ch["POS2"]: j ** 2}
     table_ok = all(sympy.expand(x[c] - want.get(c, 0)) == 0 for c in rset)
     for e in exprs:
@@ -333,7 +378,7 @@ def symbolic_rnn_table(hc, L: int, p: int) -> tuple[bool, str, int]:
             return False, f"activation {e} has a non-integer coefficient", 0
         worst = max(worst, sum(abs(int(cf)) * L ** k for k, cf in
                                enumerate(reversed(poly.all_coeffs()))))
-    exact = worst <= 2 ** p and (d + 2) * max(wmax, 1) * worst < 2 ** 52
+    exact = worst <= 2 ** p and terms * max(wmax, 1) * worst < 2 ** 52
     detail = ("table " + ", ".join(f"{n_}={x[ch[n_]]}" for n_ in hc.rnn_channels)
               + ("" if table_ok else " (NOT (j, j^2))"))
     return table_ok and exact, detail, worst

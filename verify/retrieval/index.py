@@ -55,7 +55,7 @@ TAIL_WEIGHT = 2.0 ** -1000  # a generous bound on any tail weight (true value ~ 
 END_TO_END_EXHAUSTIVE = 20000
 
 
-def _structure(c, p: int) -> tuple[list[dict], dict]:
+def structure_conditions(c, p: int) -> tuple[list[dict], dict]:
     """Check step 1's side conditions on the construction's weights."""
     sd, ch = c.state_dict, c.channels
     tok, pos, pos2, y = ch["TOK"], ch["POS"], ch["POS2"], ch["Y"]
@@ -220,7 +220,7 @@ def verify_index(task: IndexTask, precision: int | None = None, full_rows: bool 
     p = c.precision_bits if precision is None else int(precision)
     arith = PBitArith(p)
     n, vocab = task.n, task.vocab_size()
-    conds, _ = _structure(c, p)
+    conds, _ = structure_conditions(c, p)
     certs: list[dict] = [cert.score_gap_lemma()]
     failure = None
     q, k = _query_rows(c, n, p)
