@@ -245,19 +245,22 @@ class CountingProver:
                                      cc.theta(t)))
         return conds, th_ok
 
+    _structure_text = ("attention/MLP weights and architecture are n-independent (compared "
+                       "with this build at both ends of every block and every cross-checked "
+                       "n); embedding rows (t, t^2{th}), positional rows (j, j^2, [j = n+1]"
+                       "{excl}) and unembedding rows are the builder's formulas in t, j, n")
+    _structure_method = "verify.retrieval.counting.structure_conditions"
+
     def _structure(self) -> dict:
         t0 = time.perf_counter()
         conds, th_ok = self._structure_conds(self._reference())
         bad = [x["name"] for x in conds if x["result"] != "holds"]
+        text = self._structure_text.format(th="" if self.exact else ", theta(t)",
+                                           excl="" if self.exact else ", [j = n+2]")
         return lemma("construction-structure", "the per-n structural side conditions ("
                      + ", ".join(x["name"] for x in conds) + f") hold on the reference build at "
-                     f"n = {N_REF}; attention/MLP weights and architecture are n-independent "
-                     "(compared with this build at every cross-checked n); embedding rows "
-                     "(t, t^2" + ("" if self.exact else ", theta(t)") + "), positional rows "
-                     "(j, j^2, [j = n+1]" + ("" if self.exact else ", [j = n+2]") + ") and "
-                     "unembedding rows are the builder's formulas in t, j, n"
-                     + (f" (FAILING: {', '.join(bad)})" if bad else ""),
-                     "per-n side conditions (verify.retrieval.counting.structure_conditions) on the reference build",
+                     f"n = {N_REF}; " + text + (f" (FAILING: {', '.join(bad)})" if bad else ""),
+                     f"per-n side conditions ({self._structure_method}) on the reference build",
                      not bad and th_ok, t0)
 
     def _domain_monotone(self) -> dict:
@@ -507,18 +510,12 @@ class CountingHybridProver(CountingProver):
                                            hc.state_dict["unembed.bias"], hc.channels["F"]))
         return conds, True
 
-    def _structure(self) -> dict:
-        t0 = time.perf_counter()
-        conds, _ = self._structure_conds(self._reference())
-        bad = [x["name"] for x in conds if x["result"] != "holds"]
-        return lemma("construction-structure", "the per-n structural side conditions ("
-                     + ", ".join(x["name"] for x in conds) + f") hold on the reference build at "
-                     f"n = {N_REF}; RNN and attention weights, taps and architecture are "
-                     "n-independent (compared with this build at every cross-checked n); "
-                     "embedding and unembedding rows are the builder's formulas in t"
-                     + (f" (FAILING: {', '.join(bad)})" if bad else ""),
-                     "per-n side conditions (verify.retrieval.hybrid_gram.copy_lemma, verify."
-                     "hybrid_counting.attention_ok) on the reference build", not bad, t0)
+    _structure_text = ("RNN and attention weights, taps and architecture are n-independent "
+                       "(compared with this build at both ends of every block and every "
+                       "cross-checked n); embedding and unembedding rows are the builder's "
+                       "formulas in t{th}{excl}")
+    _structure_method = ("verify.retrieval.hybrid_gram.copy_lemma, "
+                         "verify.retrieval.hybrid_counting.attention_ok")
 
     def _rnn_symbolic(self, b: int, p: int) -> dict:
         t0 = time.perf_counter()

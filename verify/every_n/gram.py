@@ -215,6 +215,13 @@ def _same(a, b) -> bool:
 class _GramProver:
     """Shared machinery of the four gram provers (see the module docstring)."""
 
+    def _w_key(self, n: int) -> dict:
+        """The match weight W as a block scalar: c-gram's W = L changes with every n, so its
+        key is W - L (0); AR's W is 1."""
+        if self.task == "cgram":
+            return {"W - L": float(self.W(n) - self.L(n))}
+        return {"W": float(self.W(n))}
+
     task = "?"
     model = "?"
 
@@ -676,12 +683,7 @@ class _Transformer:
         return gram.gram_precision(L, self.m, self.k(n), self.vocab(n), self.W(n), self.T)
 
     def _scalar_key(self, n: int) -> dict:
-        sc = {"beta": gram.BETA, "T": float(self.T)}
-        if self.task == "cgram":
-            sc["W - L"] = float(self.W(n) - self.L(n))
-        else:
-            sc["W"] = float(self.W(n))
-        return sc
+        return {"beta": gram.BETA, "T": float(self.T), **self._w_key(n)}
 
     def _own_bounds(self, n: int) -> dict:
         return gram.integer_bounds(self.L(n), self.m, self.k(n), self.vocab(n), self.W(n),
@@ -757,13 +759,8 @@ class _Hybrid:
                                                 self.W(n), self.T).values()))
 
     def _scalar_key(self, n: int) -> dict:
-        sc = {"beta": hyb.BETA, "T": float(self.T), "delay": float(self.delay),
-              "conv_kernel": float(self.conv_k)}
-        if self.task == "cgram":
-            sc["W - L"] = float(self.W(n) - self.L(n))
-        else:
-            sc["W"] = float(self.W(n))
-        return sc
+        return {"beta": hyb.BETA, "T": float(self.T), "delay": float(self.delay),
+                "conv_kernel": float(self.conv_k), **self._w_key(n)}
 
     def _own_bounds(self, n: int) -> dict:
         return hyb.gram_bounds(self.L(n), self.m, self.k(n), self.vocab(n), self.W(n), self.T)
