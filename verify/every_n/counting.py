@@ -237,7 +237,9 @@ class CountingProver:
     def _structure_conds(self, c) -> tuple[list[dict], bool]:
         """The per-n structural side conditions on a build ``c`` (and its TH column)."""
         from rnngap.verify.retrieval.counting import structure_conditions
-        conds = structure_conditions(c, c.n, c.precision_bits, self.exact)
+        # the layer-1 position enumeration is the symbolic lemma layer1-exact of every block
+        conds = structure_conditions(c, c.n, c.precision_bits, self.exact,
+                                     enumerate_layer1=c.n <= N_REF)
         th_ok = True
         if not self.exact:
             t = torch.arange(c.config.vocab_size, dtype=torch.float64)

@@ -52,8 +52,13 @@ from rnngap.verify.retrieval.cgram import ChunkedPredictor, reads_only, run_chec
 from rnngap.verify.verdict import ConstructionVerdict, cross_check, first_failure, side_condition
 
 
-def structure_conditions(c, n: int, p: int, exact: bool) -> list[dict]:
-    """Steps 1 and 2 (the exact-count variant: L = n+1, no EXCL, queries read TOK)."""
+def structure_conditions(c, n: int, p: int, exact: bool, enumerate_layer1: bool = True
+                         ) -> list[dict]:
+    """Steps 1 and 2 (the exact-count variant: L = n+1, no EXCL, queries read TOK).
+
+    ``enumerate_layer1=False`` leaves out step 2's position-by-position enclosure of the
+    layer-1 queries and keys (the range prover of ``verify.every_n.counting`` proves them
+    symbolically for every position and only needs the weights and tables checked here)."""
     sd, ch = c.state_dict, c.channels
     vocab, L = c.config.vocab_size, n + (1 if exact else 2)
     t = torch.arange(vocab, dtype=torch.float64)
@@ -119,7 +124,7 @@ def structure_conditions(c, n: int, p: int, exact: bool) -> list[dict]:
         unembed,
     ]
     conds = [x for x in conds if x is not None]
-    if exact:
+    if exact or not enumerate_layer1:
         return conds
     qlo, qhi = linear_interval(P, P, sd[a1 + "q_proj.weight"], sd[a1 + "q_proj.bias"], p)
     klo, khi = linear_interval(P, P, sd[a1 + "k_proj.weight"], sd[a1 + "k_proj.bias"], p)
