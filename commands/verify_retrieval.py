@@ -97,12 +97,8 @@ def run_one(name: str, task, precision: int | None, search: bool, samples: int,
         raise  # one line at the top level (cli), not a usage message
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    if name == "counting":  # say which form was proved, and only that form's convention
-        exact = bool(getattr(task, "exact", False))
-        verdict["form"] = "exact" if exact else "threshold"
-        verdict["convention"] = ("row x_1..x_n q -> #{j: x_j = q} (exact-count form)" if exact
-                                 else "row x_1..x_n q t (threshold form; t in [0,n]) -> 1 if "
-                                 "#{j: x_j = q} > t else 0")
+    if CARDS[name].verdict_form:  # e.g. which form of Counting was proved, and its convention
+        verdict.update(load(CARDS[name].verdict_form)(task))
     if search:
         verdict["precision_search"] = search_precision(fn, task, verdict, seed)
     return verdict

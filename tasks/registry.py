@@ -65,6 +65,9 @@ class TaskCard:
     oracle: str | None = None
     """"module:NAME" of a ``verify.bounds.oracle.OracleRule``: the task with an associative-
     recall oracle (claim C7, ``bound --oracle``, ``fool --oracle``)."""
+    verdict_form: str | None = None
+    """"module:function" ``(task) -> dict``: keys ``rnngap verify`` adds to each verdict of the
+    task, for either model (Counting: which form was proved and its convention)."""
 
     @property
     def hybrid(self) -> bool:
@@ -113,7 +116,8 @@ CARDS: dict[str, TaskCard] = {c.name: c for c in (
              hybrid_construction=f"{_HYBRID}:build_counting",
              hybrid_verifier="rnngap.verify.retrieval.hybrid_counting:verify_counting_hybrid",
              counter=f"{_COUNTS}:counting_count", fool=f"{_FOOL}:COUNTING",
-             oracle=f"{_ORACLE}:COUNTING"),
+             oracle=f"{_ORACLE}:COUNTING",
+             verdict_form="rnngap.verify.retrieval.counting:verdict_form"),
 )}
 #: the retrieval tasks, in the order every listing uses
 RETRIEVAL_NAMES: tuple[str, ...] = tuple(CARDS)
@@ -134,9 +138,9 @@ def task_params(name: str) -> list[str]:
 
 
 def _lookup(name: str) -> type[RetrievalTask]:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[name]
+    if name not in CARDS:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(CARDS))}")
+    return CARDS[name].cls
 
 
 def make_task(name: str, **params: Any) -> RetrievalTask:
