@@ -127,6 +127,30 @@ def max_memory_option(f):
                              "memory available on this machine].")(f)
 
 
+def unset(o) -> bool | None:
+    """The value of a card's task option ``o`` (``tasks.registry.TaskOption``) when it is not
+    given: False for a flag, else None."""
+    return False if o.flag else None
+
+
+def click_task_option(o, help: str | None = None):
+    """The click option ``--NAME`` of a card's task option ``o`` (``tasks.registry.TaskOption``;
+    ``help`` replaces its help text)."""
+    if o.flag:
+        return click.option(f"--{o.name}", is_flag=True, help=help or o.help)
+    return click.option(f"--{o.name}", o.name, type=int, default=None, help=help or o.help)
+
+
+def card_options(f):
+    """Every card's task options (``--c``, ``--exact``), each saying the tasks it applies to
+    (``construct``, where TASK is an argument)."""
+    from rnngap.tasks.registry import OPTIONS, option_owners
+
+    for o in reversed(OPTIONS.values()):
+        f = click_task_option(o, f"{o.short} ({', '.join(option_owners(o.name))} only).")(f)
+    return f
+
+
 def overwrite_option(f):
     return click.option("--overwrite", is_flag=True,
                         help="Replace an existing output (a non-empty --out directory, an "

@@ -240,9 +240,6 @@ def ctx_given(names: tuple[str, ...]) -> bool:
     return any(ctx.get_parameter_source(x) == ParameterSource.COMMANDLINE for x in names)
 
 
-ORACLE_TASKS = ("index", "ar", "cgram", "counting", "counting-exact")
-
-
 def _oracle_mode(task, n, alphabet, c, state_bits, rule, search, brute, as_json,
                  other_flags) -> None:
     """``bound --oracle ar``: classes after conditioning on the oracle (claim C7)."""
@@ -255,7 +252,7 @@ def _oracle_mode(task, n, alphabet, c, state_bits, rule, search, brute, as_json,
         c = 3       # c = 2 is answered by one oracle call under the last rule: C7 is about c >= 3
     if task == "istree":
         raise click.BadParameter("the AR oracle bound covers the retrieval tasks "
-                                 f"({', '.join(ORACLE_TASKS)})", param_hint="--task")
+                                 f"({', '.join(O.TASKS)})", param_hint="--task")
     if n is None and state_bits is None:
         raise click.UsageError("--oracle needs --n N (a count) or --state-bits S (failure "
                                "lengths), with --task")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from rnngap.commands._common import (
+    card_options,
     check_out_dir,
     dump_json,
     max_memory_option,
@@ -14,7 +15,7 @@ from rnngap.commands._common import (
     staged_out_dir,
 )
 from rnngap.resources import ResourceError
-from rnngap.tasks.registry import CARDS, RETRIEVAL_NAMES, construction_task, load
+from rnngap.tasks.registry import CARDS, OPTIONS, RETRIEVAL_NAMES, construction_task, load
 from rnngap.tasks.registry import CONSTRUCTION_MAX_N as MAX_N
 
 TASKS = (*RETRIEVAL_NAMES, "istree")
@@ -28,14 +29,13 @@ TASKS = (*RETRIEVAL_NAMES, "istree")
               show_default=True, help="transformer: the constant-size Transformer; hybrid: "
               "linear RNN layers + ONE attention layer (Definition 5.5).")
 @click.option("--alphabet", type=int, help="Data alphabet size k (default n+1).")
-@click.option("--c", "c", type=int, help="Gram length (cgram only).")
-@click.option("--exact", is_flag=True, help="Exact-count variant (counting only).")
+@card_options
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory to write model.safetensors, config.json, vocab.json into.")
 @overwrite_option
 @max_memory_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def construct(task, n, model, alphabet, c, exact, out, overwrite, as_json):
+def construct(task, n, model, alphabet, out, overwrite, as_json, **options):
     """Build the hand-set model for TASK at length n and export it.
 
     The directory gets model.safetensors (every tensor, float64, the positional table
@@ -51,8 +51,10 @@ def construct(task, n, model, alphabet, c, exact, out, overwrite, as_json):
     if task == "istree":
         if n < 2 or n > 4096:
             raise click.BadParameter(f"istree needs 2 <= n <= 4096, got {n}", param_hint="--n")
-        if alphabet is not None or c is not None or exact:
-            raise click.UsageError("istree takes no --alphabet, --c or --exact")
+        if alphabet is not None or any(v is not None and v is not False
+                                       for v in options.values()):
+            named = ["--alphabet", *(f"--{o}" for o in OPTIONS)]
+            raise click.UsageError(f"istree takes no {', '.join(named[:-1])} or {named[-1]}")
         if model == "hybrid":
             from rnngap.constructions.istree.hybrid import build as construction
         else:
@@ -60,7 +62,7 @@ def construct(task, n, model, alphabet, c, exact, out, overwrite, as_json):
         cons = construction(n)
     else:
         try:
-            t = construction_task(task, n, alphabet, c, exact)
+            t = construction_task(task, n, alphabet, **options)
         except ValueError as e:
             raise click.UsageError(str(e)) from None
         try:

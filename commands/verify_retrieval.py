@@ -11,13 +11,21 @@ import click
 
 from rnngap.commands._common import (
     check_out_file,
+    click_task_option,
     dump_json,
     max_memory_option,
     overwrite_option,
     table,
+    unset,
 )
 from rnngap.resources import ResourceError
-from rnngap.tasks.registry import CARDS, CONSTRUCTION_MAX_N, CONSTRUCTION_MAX_VOCAB, load
+from rnngap.tasks.registry import (
+    CARDS,
+    CONSTRUCTION_MAX_N,
+    CONSTRUCTION_MAX_VOCAB,
+    OPTIONS,
+    load,
+)
 
 MAX_N = CONSTRUCTION_MAX_N
 MAX_P = 52
@@ -25,21 +33,27 @@ MAX_VOCAB = CONSTRUCTION_MAX_VOCAB
 MAX_SAMPLES = 100_000
 
 
-def make_task(name: str, n: int, alphabet: int | None, c: int | None, exact: bool):
-    """The task object (:func:`rnngap.tasks.registry.construction_task`); its parameter errors
-    are usage errors (exit 2)."""
+def make_task(name: str, n: int, alphabet: int | None, **options):
+    """The task object (:func:`rnngap.tasks.registry.construction_task`; ``options``: the
+    cards' task options, e.g. ``c``); its parameter errors are usage errors (exit 2)."""
     from rnngap.tasks.registry import construction_task
 
     try:
-        return construction_task(name, n, alphabet, c, exact)
+        return construction_task(name, n, alphabet, **options)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
 
 
-def precheck(name: str, task, c: int | None, exact: bool) -> None:
+def own_options(name: str, given: dict) -> dict:
+    """``given`` task options with those task ``name``'s card does not declare unset (None)."""
+    own = {o.name for o in CARDS[name].options}
+    return {k: (v if k in own else None) for k, v in given.items()}
+
+
+def precheck(name: str, task) -> None:
     """Refuse, before any work, an n whose claimed precision the float64 emulation lacks."""
     mod = importlib.import_module(CARDS[name].construction.split(":")[0])
-    extra = {"c": c or 2} if name == "cgram" else ({"exact": exact} if name == "counting" else {})
+    extra = {o.name: getattr(task, o.name) for o in CARDS[name].options}
     p = mod.precision_for(task.n, task.k, **extra)
     if p > MAX_P:
         raise click.UsageError(
@@ -76,19 +90,15 @@ def run_one(name: str, task, precision: int | None, search: bool, samples: int,
             f"--precision {precision} cannot even represent the input: n={task.n} uses number "
             f"tokens up to {task.vocab_size() - 1}, which need more than {precision} bits")
     if precision is None and model == "transformer":
-        precheck(name, task, getattr(task, "c", None), bool(getattr(task, "exact", False)))
+        precheck(name, task)
     try:
         verdict = fn(task, precision=precision, samples=samples, seed=seed)
     except ResourceError:
         raise  # one line at the top level (cli), not a usage message
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-    if name == "counting":  # say which form was proved, and only that form's convention
-        exact = bool(getattr(task, "exact", False))
-        verdict["form"] = "exact" if exact else "threshold"
-        verdict["convention"] = ("row x_1..x_n q -> #{j: x_j = q} (exact-count form)" if exact
-                                 else "row x_1..x_n q t (threshold form; t in [0,n]) -> 1 if "
-                                 "#{j: x_j = q} > t else 0")
+    if CARDS[name].verdict_form:  # e.g. which form of Counting was proved, and its convention
+        verdict.update(load(CARDS[name].verdict_form)(task))
     if search:
         verdict["precision_search"] = search_precision(fn, task, verdict, seed)
     return verdict
@@ -363,41 +373,35 @@ def maybe_plot(path: str | None, names: list[str], n_max: int, verdicts: list[di
         click.echo(f"wrote {path}", err=True)
 
 
-def _command(name: str, extra: Callable | None = None):
+def _command(name: str):
     def cmd(n, n_max, n_min, cross_check_max_n, cross_checks, alphabet, model, precision,
-            search_precision, as_json, plot, samples, seed, overwrite, c=None, exact=False):
+            search_precision, as_json, plot, samples, seed, overwrite, **options):
         if check_mode(n, n_min, n_max, precision, search_precision, plot):
-            params = {"alphabet": alphabet, "c": c, "exact": exact}
+            params = {"alphabet": alphabet, **{k: unset(o) for k, o in OPTIONS.items()},
+                      **options}
             v = run_range(name, model, n_min, n_max, params, cross_checks, cross_check_max_n,
                           samples, seed)
             finish_range([v], as_json, single=True)
             return
         if plot:
             check_out_file(plot, overwrite)
-        task = make_task(name, n, alphabet, c, exact)
+        task = make_task(name, n, alphabet, **options)
         v = run_one(name, task, precision, search_precision, samples, seed, model)
         maybe_plot(plot, [name], n, [v])
         finish([v], as_json, single=True)
     cmd.__name__ = name
     cmd.__doc__ = sys.modules[__name__].HELP[name]
     cmd = task_options(cmd)
-    if extra:
-        cmd = extra(cmd)
+    for o in reversed(CARDS[name].options):  # the card's own options (--c, --exact)
+        cmd = click_task_option(o)(cmd)
     return click.command(name=name)(cmd)
 
 
 HELP = {name: card.summary for name, card in CARDS.items()}
 
-_c_option = click.option("--c", "c", type=int, default=None, help="Gram length c >= 2 "
-                         "(default 2).")
-_exact_option = click.option("--exact", is_flag=True, help="Exact-count variant: row "
-                             "x_1..x_n q -> the count (Transformer and --model hybrid).")
-
-#: task-specific options of ``verify TASK`` (every other task takes the common ones only)
-EXTRA_OPTIONS = {"cgram": _c_option, "counting": _exact_option}
 # one command per card, as module attributes (commands/verify.py names them "module:NAME")
 for _name in CARDS:
-    globals()[_name] = _command(_name, EXTRA_OPTIONS.get(_name))
+    globals()[_name] = _command(_name)
 
 
 @click.command(name="all")
@@ -420,14 +424,14 @@ def verify_all(n, n_max, n_min, cross_check_max_n, cross_checks, c, precision, a
     """All four retrieval tasks at length n (or every n of a range): one row each; exit 0 only
     if all verify."""
     if check_mode(n, n_min, n_max, precision, False, plot):
-        verdicts = [run_range(name, model, n_min, n_max, {"c": c if name == "cgram" else None},
+        verdicts = [run_range(name, model, n_min, n_max, own_options(name, {"c": c}),
                               cross_checks, cross_check_max_n, samples, seed, clip=True)
                     for name in CARDS]
         finish_range(verdicts, as_json, single=False)
         return
     if plot:
         check_out_file(plot, overwrite)
-    tasks = {name: make_task(name, n, None, c if name == "cgram" else None, False)
+    tasks = {name: make_task(name, n, None, **own_options(name, {"c": c}))
              for name in CARDS}  # every parameter error before any work
     verdicts = [run_one(name, task, precision, False, samples, seed, model)
                 for name, task in tasks.items()]

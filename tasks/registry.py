@@ -14,10 +14,30 @@ from rnngap.tasks.index import IndexTask
 
 
 @dataclass(frozen=True)
+class TaskOption:
+    """A task parameter that ``verify TASK`` and ``construct`` take as a command option
+    (``--NAME``); the commands generate the click option from it."""
+
+    name: str
+    """The task's constructor parameter and the option's name (``--c``, ``--exact``)."""
+    default: Any
+    """The task parameter when the option is not given (a flag's is False)."""
+    help: str
+    """``rnngap verify TASK --help``."""
+    short: str
+    """A few words for ``rnngap construct --help`` (which adds "(TASK only)")."""
+    flag: bool = False
+    """An on/off switch; otherwise the option takes an int."""
+
+
+@dataclass(frozen=True)
 class TaskCard:
     """Everything rnngap knows about one retrieval task, in one place (issue 13): commands,
     click choices, the report and the data path read these cards instead of their own lists.
-    A new retrieval task is its task file, its construction and verifier files, and one card."""
+    A new retrieval task is its task file, its construction and verifier files, and one card.
+
+    Every "module:function" field is imported on use (:func:`load`); an optional capability is
+    None where the task lacks it."""
 
     name: str
     cls: type[RetrievalTask]
@@ -29,32 +49,75 @@ class TaskCard:
     """"module:function" building the Transformer construction from a task object."""
     verifier: str
     """"module:function" returning the verdict dict (``verify.verdict``) of that construction."""
-    hybrid: bool = True
-    """A linear-RNN hybrid construction exists (``constructions.retrieval.hybrid.build``)."""
-    fool: bool = False
-    """``rnngap fool`` searches explicit fooling pairs for it (``verify.bounds.fool``)."""
+    options: tuple[TaskOption, ...] = ()
+    """Task parameters given as options of ``verify TASK`` and ``construct`` (``--c``)."""
+    hybrid_construction: str | None = None
+    """"module:function" ``(task) -> Construction``: the linear-RNN hybrid (Def 5.5)."""
+    hybrid_verifier: str | None = None
+    """"module:function" ``(task, precision, samples, seed, construction) -> verdict`` of the
+    hybrid (``verify --model hybrid``)."""
+    counter: str | None = None
+    """"module:function" ``(n, alphabet=, order=, **task options) -> verify.bounds.counts.Count``:
+    the prefix classes a one-pass machine must tell apart (``rnngap bound``, ``report``)."""
+    fool: str | None = None
+    """"module:NAME" of a ``verify.bounds.fool.FoolFamily``: ``rnngap fool`` searches explicit
+    fooling pairs for it."""
+    oracle: str | None = None
+    """"module:NAME" of a ``verify.bounds.oracle.OracleRule``: the task with an associative-
+    recall oracle (claim C7, ``bound --oracle``, ``fool --oracle``)."""
+    verdict_form: str | None = None
+    """"module:function" ``(task) -> dict``: keys ``rnngap verify`` adds to each verdict of the
+    task, for either model (Counting: which form was proved and its convention)."""
 
+    @property
+    def hybrid(self) -> bool:
+        """A linear-RNN hybrid construction exists (``constructions.retrieval.hybrid.build``)."""
+        return self.hybrid_construction is not None
+
+
+_HYBRID = "rnngap.constructions.retrieval.hybrid"
+_HYBRID_V = "rnngap.verify.retrieval.hybrid"
+_COUNTS = "rnngap.verify.bounds.counts"
+_FOOL = "rnngap.verify.bounds.fool"
+_ORACLE = "rnngap.verify.bounds.oracle"
 
 CARDS: dict[str, TaskCard] = {c.name: c for c in (
     TaskCard("index", IndexTask, "Index (Def 4.2): the i-th token.",
              "Index (Def 4.2): x_1..x_n, i -> x_i. Proves the constructed 1-layer Transformer "
              "right on EVERY input at p bits.",
              "rnngap.constructions.retrieval.index:build",
-             "rnngap.verify.retrieval.index:verify_index", fool=True),
+             "rnngap.verify.retrieval.index:verify_index",
+             hybrid_construction=f"{_HYBRID}:build_index",
+             hybrid_verifier=f"{_HYBRID_V}:verify_index_hybrid",
+             counter=f"{_COUNTS}:index_count", fool=f"{_FOOL}:INDEX",
+             oracle=f"{_ORACLE}:INDEX"),
     TaskCard("ar", ARTask, "Associative recall (Def 4.3).",
              "Associative recall (Def 4.3), key-value form with distinct keys.",
              "rnngap.constructions.retrieval.ar:build", "rnngap.verify.retrieval.ar:verify_ar",
-             fool=True),
+             hybrid_construction=f"{_HYBRID}:build_ar",
+             hybrid_verifier="rnngap.verify.retrieval.hybrid_gram:verify_ar_hybrid",
+             counter=f"{_COUNTS}:ar_count", fool=f"{_FOOL}:AR", oracle=f"{_ORACLE}:AR"),
     TaskCard("cgram", CGramTask, "c-gram retrieval (Def 4.4).",
              "c-gram retrieval (Def 4.4): the token after the last occurrence of the query "
              "(c-1)-gram.",
              "rnngap.constructions.retrieval.cgram:build",
-             "rnngap.verify.retrieval.cgram:verify_cgram"),
+             "rnngap.verify.retrieval.cgram:verify_cgram",
+             options=(TaskOption("c", 2, "Gram length c >= 2 (default 2).", "Gram length"),),
+             hybrid_construction=f"{_HYBRID}:build_cgram",
+             hybrid_verifier="rnngap.verify.retrieval.hybrid_gram:verify_cgram_hybrid",
+             counter=f"{_COUNTS}:cgram_count", oracle=f"{_ORACLE}:CGRAM"),
     TaskCard("counting", CountingTask, "Counting (Def 4.5).",
              "Counting (Def 4.5): 1 if the query token occurs more than t times.",
              "rnngap.constructions.retrieval.counting:build",
              "rnngap.verify.retrieval.counting:verify_counting",
-             fool=True),
+             options=(TaskOption("exact", False, "Exact-count variant: row x_1..x_n q -> the "
+                                 "count (Transformer and --model hybrid).",
+                                 "Exact-count variant", flag=True),),
+             hybrid_construction=f"{_HYBRID}:build_counting",
+             hybrid_verifier="rnngap.verify.retrieval.hybrid_counting:verify_counting_hybrid",
+             counter=f"{_COUNTS}:counting_count", fool=f"{_FOOL}:COUNTING",
+             oracle=f"{_ORACLE}:COUNTING",
+             verdict_form="rnngap.verify.retrieval.counting:verdict_form"),
 )}
 #: the retrieval tasks, in the order every listing uses
 RETRIEVAL_NAMES: tuple[str, ...] = tuple(CARDS)
@@ -75,9 +138,9 @@ def task_params(name: str) -> list[str]:
 
 
 def _lookup(name: str) -> type[RetrievalTask]:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[name]
+    if name not in CARDS:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(CARDS))}")
+    return CARDS[name].cls
 
 
 def make_task(name: str, **params: Any) -> RetrievalTask:
@@ -104,20 +167,29 @@ CONSTRUCTION_MAX_N = 1 << 20
 CONSTRUCTION_MAX_VOCAB = 1 << 21
 
 
-def construction_task(name: str, n: int, alphabet: int | None = None, c: int | None = None,
-                      exact: bool = False) -> RetrievalTask:
-    """The task a construction is built for, from the verify/construct options (``--c`` for
-    cgram only, default 2; ``--exact`` for counting only); ValueError, one line, naming the
-    option or the task."""
+def option_owners(option: str) -> list[str]:
+    """The tasks whose cards declare the command option ``option`` (``"c"`` -> ``["cgram"]``)."""
+    return [name for name, card in CARDS.items() if any(o.name == option for o in card.options)]
+
+
+#: every task option of every card, by name (the union ``construct`` offers)
+OPTIONS: dict[str, TaskOption] = {o.name: o for card in CARDS.values() for o in card.options}
+
+
+def construction_task(name: str, n: int, alphabet: int | None = None,
+                      **options: Any) -> RetrievalTask:
+    """The task a construction is built for, from the verify/construct options (the card's
+    :class:`TaskOption` s: ``c`` for cgram, default 2; ``exact`` for counting); ValueError, one
+    line, naming the option or the task. An option not given is None (a flag: False)."""
     params: dict[str, Any] = {"n": n, "alphabet": alphabet}
-    if name == "cgram":
-        params["c"] = 2 if c is None else c
-    elif c is not None:
-        raise ValueError(f"--c applies to cgram only, not {name}")
-    if name == "counting":
-        params["exact"] = exact
-    elif exact:
-        raise ValueError(f"--exact applies to counting only, not {name}")
+    own = {o.name: o for o in CARDS[name].options} if name in CARDS else {}
+    for opt, value in options.items():
+        if opt not in own and value is not None and value is not False:
+            raise ValueError(f"--{opt} applies to {', '.join(option_owners(opt))} only, "
+                             f"not {name}")
+    for opt, o in own.items():
+        value = options.get(opt)
+        params[opt] = o.default if value is None else value
     try:
         task = make_task(name, **params)
     except ValueError as e:

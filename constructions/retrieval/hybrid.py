@@ -76,7 +76,7 @@ from rnngap.constructions.base import Construction
 from rnngap.constructions.retrieval import index as index_construction
 from rnngap.constructions.retrieval.counting import exact_readout_bits
 from rnngap.models.hybrid_lrnn import HybridLRNNConfig
-from rnngap.tasks.registry import CARDS
+from rnngap.tasks.registry import CARDS, load
 
 BUILT = tuple(name for name, card in CARDS.items() if card.hybrid)
 BETA = 1024.0
@@ -353,13 +353,21 @@ def counting_attention(ch: dict[str, int], V: int, exact: bool = False) -> dict[
     return sd
 
 
+def build_ar(task) -> Construction:
+    """The AR hybrid (the card's ``hybrid_construction``)."""
+    return build_gram("ar", task)
+
+
+def build_cgram(task) -> Construction:
+    """The c-gram hybrid (the card's ``hybrid_construction``)."""
+    return build_gram("cgram", task)
+
+
 def build(task_name: str, task) -> Construction:
-    """The hybrid construction for ``task_name``; ValueError for a task not built."""
-    if task_name == "index":
-        return build_index(task)
-    if task_name in ("ar", "cgram"):
-        return build_gram(task_name, task)
-    if task_name == "counting":
-        return build_counting(task)
-    raise ValueError(f"hybrid construction for {task_name} not built (built: "
-                     f"{', '.join(BUILT)})")
+    """The hybrid construction for ``task_name`` (its card's ``hybrid_construction``);
+    ValueError for a task not built."""
+    card = CARDS.get(task_name)
+    if card is None or card.hybrid_construction is None:
+        raise ValueError(f"hybrid construction for {task_name} not built (built: "
+                         f"{', '.join(BUILT)})")
+    return load(card.hybrid_construction)(task)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from rnngap.tasks.registry import CARDS, load
 from rnngap.verify.bounds.istree import (  # noqa: F401  (re-exported)
     istree_classes,
     istree_lower_log2,
@@ -36,7 +37,6 @@ from rnngap.verify.bounds.istree import (  # noqa: F401  (re-exported)
 )
 from rnngap.verify.search import least_true
 
-TASKS = ("index", "ar", "cgram", "counting", "counting-exact", "istree")
 ORDERS = ("query-last", "query-first", "stream")
 
 
@@ -264,22 +264,37 @@ def istree_count(n: int, order: str = "stream") -> Count:
                  "log2 max_j [S(n,n-j) + [j>=3]]")
 
 
+def counting_exact_count(n: int, alphabet: int | None = None, order: str = "query-last"
+                         ) -> Count:
+    """Counting's exact-count form (its own row of ``rnngap bound``)."""
+    return counting_count(n, alphabet, True, order)
+
+
+def istree_any_order(n: int, alphabet: int | None = None, order: str = "stream") -> Count:
+    """IsTree with the counters' signature: the default order query-last reads as stream; the
+    alphabet is the n vertices."""
+    return istree_count(n, "stream" if order == "query-last" else order)
+
+
+#: counted rows that are not a retrieval card's own counter: Counting's exact form and IsTree
+EXTRA_COUNTERS = {"counting-exact": counting_exact_count, "istree": istree_any_order}
+#: the tasks :func:`count` counts: every card with a ``counter``, then :data:`EXTRA_COUNTERS`
+TASKS = (*(name for name, card in CARDS.items() if card.counter), *EXTRA_COUNTERS)
+
+
 def count(task: str, n: int, order: str = "query-last", alphabet: int | None = None,
           c: int = 2) -> Count:
-    """Dispatch to the per-task counter; ``task`` in :data:`TASKS`."""
+    """The task's counter (its card's ``counter``, or :data:`EXTRA_COUNTERS`); ``task`` in
+    :data:`TASKS`. ``c`` reaches the counters of cards that declare the option ``c``."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    if task == "index":
-        return index_count(n, alphabet, order)
-    if task == "ar":
-        return ar_count(n, alphabet, order)
-    if task == "cgram":
-        return cgram_count(n, c, alphabet, order)
-    if task in ("counting", "counting-exact"):
-        return counting_count(n, alphabet, task == "counting-exact", order)
-    if task == "istree":
-        return istree_count(n, "stream" if order == "query-last" else order)
-    raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    if task in EXTRA_COUNTERS:
+        return EXTRA_COUNTERS[task](n, alphabet=alphabet, order=order)
+    card = CARDS.get(task)
+    if card is None or card.counter is None:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    params = {o.name: c for o in card.options if o.name == "c"}
+    return load(card.counter)(n, alphabet=alphabet, order=order, **params)
 
 
 FIRST_MAX_BITS = 4096  # query-first failure lengths (about 2^S) are searched only up to this S

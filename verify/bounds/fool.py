@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnngap.tasks.registry import CARDS
+from rnngap.tasks.registry import CARDS, load
 
 _MULT = 0x9E3779B1  # odd multiplier (Knuth's golden-ratio constant), invertible mod 2**B
 
@@ -156,50 +156,91 @@ def load_machine(spec: str, bits: int, k: int) -> Machine:
 
 # --- tasks: samplers, queries and solvers (our own; conventions of notes/tasks_api.md) ---
 
+@dataclass(frozen=True)
+class FoolFamily:
+    """What ``rnngap fool`` needs of one task (its card's ``fool`` names one of these)."""
+
+    sample: Callable[[int, int, int, np.random.Generator], np.ndarray]
+    """``(n, k, batch, rng) -> (batch, n)`` data rows."""
+    queries: Callable[[tuple[int, ...]], list[tuple[int, ...]]]
+    """Every valid query for a data row."""
+    answer: Callable[[tuple[int, ...], tuple[int, ...]], int]
+    """The correct answer of a data row and a query."""
+    separate: Callable[[tuple[int, ...], tuple[int, ...]], tuple[int, ...] | None] | None = None
+    """A faster :func:`separating_query` (same result); None: try every query."""
+    width: Callable[[int, int], int] | None = None
+    """``(n, k) ->`` int64s drawn per row (None: n), which sizes the sampled batches."""
+
+
+def _uniform_rows(n: int, k: int, batch: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, k, (batch, n), dtype=np.int64)
+
+
+def _ar_rows(n: int, k: int, batch: int, rng: np.random.Generator) -> np.ndarray:
+    """Distinct keys (a permutation of the alphabet per row), uniform values."""
+    m = n // 2
+    keys = np.argsort(rng.random((batch, k)), axis=1)[:, :m]
+    out = np.empty((batch, n), dtype=np.int64)
+    out[:, 0::2], out[:, 1::2] = keys, rng.integers(0, k, (batch, m))
+    return out
+
+
+def _ar_answer(data: tuple[int, ...], query: tuple[int, ...]) -> int:
+    j = data[0::2].index(query[0])
+    return data[2 * j + 1]
+
+
+def _counting_separate(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The first (q, t) of the generic loop, in O(n): t = the smaller count."""
+    ca, cb = Counter(a), Counter(b)
+    for q in sorted(ca):
+        if q in cb and ca[q] != cb[q]:
+            return (q, min(ca[q], cb[q]))
+    return None
+
+
+INDEX = FoolFamily(_uniform_rows, lambda data: [(i,) for i in range(1, len(data) + 1)],
+                   lambda data, query: data[query[0] - 1])
+AR = FoolFamily(_ar_rows, lambda data: [(q,) for q in data[0::2]], _ar_answer,
+                width=max)  # AR draws a permutation of the alphabet per row
+COUNTING = FoolFamily(
+    _uniform_rows,
+    lambda data: [(q, t) for q in sorted(set(data)) for t in range(len(data) + 1)],
+    lambda data, query: int(sum(1 for x in data if x == query[0]) > query[1]),
+    separate=_counting_separate)
+
+
+def family(task: str) -> FoolFamily:
+    """The task's :class:`FoolFamily` (its card's ``fool``); ValueError for other tasks."""
+    card = CARDS.get(task)
+    if card is None or card.fool is None:
+        raise ValueError(f"fool supports tasks {', '.join(TASKS)}; got {task!r}")
+    return load(card.fool)
+
+
 def sample_data(task: str, n: int, k: int, batch: int, rng: np.random.Generator) -> np.ndarray:
     """(batch, n) data rows: uniform for index/counting; AR: distinct keys, uniform values."""
-    if task == "ar":
-        m = n // 2
-        keys = np.argsort(rng.random((batch, k)), axis=1)[:, :m]
-        out = np.empty((batch, n), dtype=np.int64)
-        out[:, 0::2], out[:, 1::2] = keys, rng.integers(0, k, (batch, m))
-        return out
-    return rng.integers(0, k, (batch, n), dtype=np.int64)
+    return family(task).sample(n, k, batch, rng)
 
 
 def queries(task: str, data: tuple[int, ...]) -> list[tuple[int, ...]]:
     """Every valid query for this data row."""
-    n = len(data)
-    if task == "index":
-        return [(i,) for i in range(1, n + 1)]
-    if task == "ar":
-        return [(q,) for q in data[0::2]]
-    if task == "counting":
-        return [(q, t) for q in sorted(set(data)) for t in range(n + 1)]
-    raise ValueError(f"fool supports tasks {', '.join(TASKS)}; got {task!r}")
+    return family(task).queries(data)
 
 
 def answer(task: str, data: tuple[int, ...], query: tuple[int, ...]) -> int:
     """The correct answer (Index: x_i; AR: value after key q; Counting: [#q > t])."""
-    if task == "index":
-        return data[query[0] - 1]
-    if task == "ar":
-        j = data[0::2].index(query[0])
-        return data[2 * j + 1]
-    return int(sum(1 for x in data if x == query[0]) > query[1])
+    return family(task).answer(data, query)
 
 
 def separating_query(task: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
     """A query valid for both data rows on which the correct answers differ, or None."""
-    if task == "counting":  # the first (q, t) of the loop below, in O(n): t = the smaller count
-        ca, cb = Counter(a), Counter(b)
-        for q in sorted(ca):
-            if q in cb and ca[q] != cb[q]:
-                return (q, min(ca[q], cb[q]))
-        return None
-    valid_b = set(queries(task, b))
-    for q in queries(task, a):
-        if q in valid_b and answer(task, a, q) != answer(task, b, q):
+    fam = family(task)
+    if fam.separate is not None:
+        return fam.separate(a, b)
+    valid_b = set(fam.queries(b))
+    for q in fam.queries(a):
+        if q in valid_b and fam.answer(a, q) != fam.answer(b, q):
             return q
     return None
 
@@ -229,10 +270,9 @@ def birthday_search(task: str, machine: Machine, n: int, k: int, seed: int = 0,
                     ) -> FoolingPair | None:
     """Draw data rows until two different ones share the machine's state and some query separates
     them; verify by re-running both full inputs with the scalar transition. None if not found."""
-    if task not in TASKS:
-        raise ValueError(f"fool supports tasks {', '.join(TASKS)}; got {task!r}")
-    width = max(n, k) if task == "ar" else n  # AR draws a permutation of the alphabet per row
-    hit = collide(machine, lambda size, rng: sample_data(task, n, k, size, rng),
+    fam = family(task)  # ValueError for a task without one
+    width = n if fam.width is None else fam.width(n, k)
+    hit = collide(machine, lambda size, rng: fam.sample(n, k, size, rng),
                   lambda a, b: separating_query(task, a, b), seed, max_samples, progress,
                   cap=max(1, BATCH_ELEMENTS // width))
     if hit is None:

@@ -51,14 +51,16 @@ Regular-expression retrieval (C5) escapes the argument because its query can nam
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from rnngap.tasks.registry import CARDS, load
+
 RULES = ("first", "last", "adversarial")
 SEARCHES = ("all", "keys")
-TASKS = ("index", "ar", "cgram", "counting", "counting-exact")
 NONE = -1  # the oracle's "no occurrence" answer (the failure token in the environment)
 #: brute force enumerates every data string: at most this many of them
 BRUTE_MAX_DATA = 120_000
@@ -107,26 +109,10 @@ def deterministic_rules(rule: str) -> tuple[str, ...]:
 
 
 # ----------------------------------------------------------------------------- brute force
-def _instances(task: str, n: int, k: int, c: int):
-    from rnngap.verify.bounds import prefix_classes as pc
-    if task == "index":
-        return pc.index_instances(n, k)
-    if task == "ar":
-        if n % 2:
-            raise ValueError(f"AR needs an even n, got {n}")
-        return pc.ar_instances(n // 2, k)
-    if task == "cgram":
-        return pc.cgram_instances(n, c, k)
-    if task in ("counting", "counting-exact"):
-        return pc.counting_instances(n, k, exact=task == "counting-exact")
-    raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-
-
 def data_strings(task: str, n: int, k: int) -> int:
     """How many data strings brute force enumerates."""
-    if task == "ar":
-        return math.perm(k, n // 2) * k ** (n // 2) if n % 2 == 0 and k >= n // 2 else 0
-    return k ** n
+    strings = rule_for(task).data_strings
+    return k ** n if strings is None else strings(n, k)
 
 
 @dataclass
@@ -148,7 +134,7 @@ def brute_force(task: str, n: int, k: int, rule: str, search: str = "all",
                          f"({task}, n={n}, alphabet {k}) is too large (limit "
                          f"{BRUTE_MAX_DATA:,}); use a smaller n or --alphabet")
     from rnngap.verify.bounds import prefix_classes as pc
-    table = pc.rows_at_cut(_instances(task, n, k, c), n)
+    table = pc.rows_at_cut(rule_for(task).instances(n, k, c), n)
     best: BruteResult | None = None
     for r in deterministic_rules(rule):
         groups: dict[tuple, dict] = {}
@@ -360,49 +346,120 @@ def family(task: str, n: int, k: int, rule: str, search: str = "all", c: int = 3
     check_rule(rule, search)
     if rule == "adversarial":
         raise ValueError("families are built per deterministic rule (first, last)")
-    if task in ("index", "counting", "counting-exact"):
-        return _uniform(task, n, k, rule, search)
-    if task == "cgram":
-        return _cgram(n, k, rule, search, c) if c >= 3 else None
-    if task == "ar":
-        return _ar(n, k, rule, search)
-    raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    return rule_for(task).family(n, k, rule, search, c)
 
 
 def answer(task: str, data: Sequence[int], query: tuple[int, ...], c: int = 3) -> int | None:
     """The task's correct answer (None: the query is not valid for this data)."""
-    from rnngap.verify.bounds import prefix_classes as pc
-    if task == "index":
-        return data[query[0] - 1]
-    if task == "ar":
-        keys = list(data[0::2])
-        return data[2 * keys.index(query[0]) + 1] if query[0] in keys else None
-    if task == "cgram":
-        return pc.cgram_answer(data, query)
-    cnt = sum(1 for x in data if x == query[0])
-    return cnt if task == "counting-exact" else int(cnt > query[1])
+    return rule_for(task).answer(data, query, c)
 
 
 def separating_query(fam: Family, a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
     """A query valid for both members with different correct answers (None if equal)."""
     if tuple(a) == tuple(b):
         return None
-    if fam.task == "index":
-        i = next(i for i in range(fam.n) if a[i] != b[i])
-        return (i + 1,)
-    if fam.task == "ar":
-        j = next(j for j in fam.slots if a[j] != b[j])
-        return (a[j - 1],)
-    if fam.task == "cgram":
-        j = next(j for j in fam.slots if a[j] != b[j])
-        return fam.queries[j]
-    ca = np.bincount(np.asarray(a), minlength=fam.k)
-    cb = np.bincount(np.asarray(b), minlength=fam.k)
-    diff = np.nonzero(ca != cb)[0]
-    if not len(diff):
-        return None
-    q = int(diff[0])
-    return (q,) if fam.task == "counting-exact" else (q, int(min(ca[q], cb[q])))
+    return rule_for(fam.task).separate(fam, a, b)
+
+
+# ----------------------------------------------------------------------------- per task
+@dataclass(frozen=True)
+class OracleRule:
+    """What the oracle bound needs of one task (its card's ``oracle`` names one of these)."""
+
+    instances: Callable[[int, int, int], Any]
+    """``(n, k, c)`` -> the task's instances for brute force (``verify.bounds.prefix_classes``)."""
+    family: Callable[[int, int, str, str, int], Family | None]
+    """``(n, k, rule, search, c)`` -> the explicit family of one deterministic rule, or None."""
+    answer: Callable[[Sequence[int], tuple[int, ...], int], int | None]
+    """``(data, query, c)`` -> the correct answer (None: the query is not valid)."""
+    separate: Callable[[Family, Sequence[int], Sequence[int]], tuple[int, ...] | None]
+    """A query telling two DIFFERENT members of the family apart."""
+    data_strings: Callable[[int, int], int] | None = None
+    """``(n, k)`` -> how many data strings brute force enumerates (None: k^n)."""
+    no_family: str = "construction needs c >= 3"
+    """Why no family exists, for ``count`` (said when ``family`` gives None)."""
+
+
+def _pc():
+    from rnngap.verify.bounds import prefix_classes as pc
+    return pc
+
+
+def _ar_instances(n: int, k: int, c: int):
+    if n % 2:
+        raise ValueError(f"AR needs an even n, got {n}")
+    return _pc().ar_instances(n // 2, k)
+
+
+def _ar_answer(data: Sequence[int], query: tuple[int, ...], c: int) -> int | None:
+    keys = list(data[0::2])
+    return data[2 * keys.index(query[0]) + 1] if query[0] in keys else None
+
+
+def _index_separate(fam: Family, a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
+    i = next(i for i in range(fam.n) if a[i] != b[i])
+    return (i + 1,)
+
+
+def _ar_separate(fam: Family, a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
+    j = next(j for j in fam.slots if a[j] != b[j])
+    return (a[j - 1],)
+
+
+def _cgram_separate(fam: Family, a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
+    j = next(j for j in fam.slots if a[j] != b[j])
+    return fam.queries[j]
+
+
+def _counting_rule(exact: bool) -> OracleRule:
+    """Counting, threshold form ``[#q > t]`` or (``exact``) the count itself."""
+    task = "counting-exact" if exact else "counting"
+
+    def answer(data: Sequence[int], query: tuple[int, ...], c: int) -> int:
+        cnt = sum(1 for x in data if x == query[0])
+        return cnt if exact else int(cnt > query[1])
+
+    def separate(fam: Family, a: Sequence[int], b: Sequence[int]) -> tuple[int, ...] | None:
+        ca = np.bincount(np.asarray(a), minlength=fam.k)
+        cb = np.bincount(np.asarray(b), minlength=fam.k)
+        diff = np.nonzero(ca != cb)[0]
+        if not len(diff):
+            return None
+        q = int(diff[0])
+        return (q,) if exact else (q, int(min(ca[q], cb[q])))
+
+    return OracleRule(lambda n, k, c: _pc().counting_instances(n, k, exact=exact),
+                      lambda n, k, rule, search, c: _uniform(task, n, k, rule, search),
+                      answer, separate)
+
+
+INDEX = OracleRule(lambda n, k, c: _pc().index_instances(n, k),
+                   lambda n, k, rule, search, c: _uniform("index", n, k, rule, search),
+                   lambda data, query, c: data[query[0] - 1], _index_separate)
+AR = OracleRule(_ar_instances, lambda n, k, rule, search, c: _ar(n, k, rule, search),
+                _ar_answer, _ar_separate,
+                data_strings=lambda n, k: (math.perm(k, n // 2) * k ** (n // 2)
+                                           if n % 2 == 0 and k >= n // 2 else 0),
+                no_family="one oracle call answers the query")
+CGRAM = OracleRule(lambda n, k, c: _pc().cgram_instances(n, c, k),
+                   lambda n, k, rule, search, c: (_cgram(n, k, rule, search, c) if c >= 3
+                                                  else None),
+                   lambda data, query, c: _pc().cgram_answer(data, query), _cgram_separate)
+COUNTING = _counting_rule(exact=False)
+#: oracle rows that are not a card's own rule: Counting's exact-count form
+EXTRA_RULES = {"counting-exact": _counting_rule(exact=True)}
+#: the tasks with an oracle bound: every card with an ``oracle``, then :data:`EXTRA_RULES`
+TASKS = (*(name for name, card in CARDS.items() if card.oracle), *EXTRA_RULES)
+
+
+def rule_for(task: str) -> OracleRule:
+    """The task's :class:`OracleRule` (its card's ``oracle``, or :data:`EXTRA_RULES`)."""
+    if task in EXTRA_RULES:
+        return EXTRA_RULES[task]
+    card = CARDS.get(task)
+    if card is None or card.oracle is None:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    return load(card.oracle)
 
 
 # ----------------------------------------------------------------------------- counts
@@ -454,8 +511,7 @@ def count(task: str, n: int, k: int | None = None, rule: str = "first", search: 
             best = f
     if best is None:
         return OracleCount(task, n, k, "ar", rule, search, 1, False,
-                           "no family: " + ("one oracle call answers the query"
-                                            if task == "ar" else "construction needs c >= 3"))
+                           "no family: " + rule_for(task).no_family)
     return OracleCount(task, n, k, "ar", rule, search, best.size, False,
                        f"explicit family ({best.rule} rule): {best.how} [lower bound]")
 

@@ -267,6 +267,16 @@ def _witness_families(task: CountingTask) -> dict[str, np.ndarray]:
     return {"near-collisions of scores": arr[:, :-1] if task.exact else arr}
 
 
+def verdict_form(task: CountingTask) -> dict[str, str]:
+    """The keys ``rnngap verify counting`` adds to every verdict (either model): which form
+    was proved, and only that form's convention (the card's ``verdict_form``)."""
+    exact = bool(task.exact)
+    return {"form": "exact" if exact else "threshold",
+            "convention": ("row x_1..x_n q -> #{j: x_j = q} (exact-count form)" if exact
+                           else "row x_1..x_n q t (threshold form; t in [0,n]) -> 1 if "
+                           "#{j: x_j = q} > t else 0")}
+
+
 def verify_counting(task: CountingTask, precision: int | None = None, samples: int = 64,
                     seed: int = 0) -> ConstructionVerdict:
     """Run steps 1-6 of the module docstring; returns the verdict dict (``verdict.KEYS``)."""

@@ -182,7 +182,10 @@ def index_lower_bound_bits(n: int, k: int) -> float:
     return n * math.log2(k) if k > 1 else 0.0
 
 
-def _verify_index(task, precision: int | None, samples: int, seed: int, hc=None) -> dict:
+def verify_index_hybrid(task, precision: int | None = None, samples: int = 64, seed: int = 0,
+                        hc=None) -> dict:
+    """The Index hybrid's verdict (the card's ``hybrid_verifier``); ``hc`` verifies given
+    weights instead of building them."""
     from rnngap.verify.retrieval.index import adversarial_rows, verify_index
 
     t0 = time.perf_counter()
@@ -264,19 +267,16 @@ def _json_safe(x):
 
 def verify_hybrid(task_name: str, task, precision: int | None = None, samples: int = 64,
                   seed: int = 0, construction=None) -> ConstructionVerdict:
-    """Verify the hybrid construction for ``task_name``; returns the verdict dict
-    (``verify.verdict.KEYS`` plus ``recurrent_state_bits``). ValueError for tasks not built.
+    """Verify the hybrid construction for ``task_name`` (its card's ``hybrid_verifier``);
+    returns the verdict dict (``verify.verdict.KEYS`` plus ``recurrent_state_bits``).
+    ValueError for tasks not built.
 
     ``construction`` verifies given hybrid weights (a hybrid ``Construction``) instead of
     building them."""
-    if task_name == "index":
-        return _json_safe(_verify_index(task, precision, samples, seed, construction))
-    if task_name in ("ar", "cgram"):
-        from rnngap.verify.retrieval.hybrid_gram import verify_gram_hybrid
-        return _json_safe(verify_gram_hybrid(task_name, task, precision, samples, seed,
-                                             construction))
-    if task_name == "counting":
-        from rnngap.verify.retrieval.hybrid_counting import verify_counting_hybrid
-        return _json_safe(verify_counting_hybrid(task, precision, samples, seed, construction))
-    raise ValueError(f"hybrid construction for {task_name} not built (built: "
-                     f"{', '.join(hybrid_construction.BUILT)})")
+    from rnngap.tasks.registry import CARDS, load
+
+    card = CARDS.get(task_name)
+    if card is None or card.hybrid_verifier is None:
+        raise ValueError(f"hybrid construction for {task_name} not built (built: "
+                         f"{', '.join(hybrid_construction.BUILT)})")
+    return _json_safe(load(card.hybrid_verifier)(task, precision, samples, seed, construction))

@@ -229,3 +229,15 @@ def verify_gram_hybrid(task_name: str, task, precision: int | None = None, sampl
         "recurrent_state_scalars": scalars, "recurrent_state_bits": scalars * p,
         "lower_bound_bits": lb, "lower_bound_formula": "log2 of the verify.bounds fooling-set "
         "count (query-last)", "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def verify_ar_hybrid(task, precision: int | None = None, samples: int = 64, seed: int = 0,
+                     hc=None) -> ConstructionVerdict:
+    """The AR hybrid's verdict (the card's ``hybrid_verifier``)."""
+    return verify_gram_hybrid("ar", task, precision, samples, seed, hc)
+
+
+def verify_cgram_hybrid(task, precision: int | None = None, samples: int = 64, seed: int = 0,
+                        hc=None) -> ConstructionVerdict:
+    """The c-gram hybrid's verdict (the card's ``hybrid_verifier``)."""
+    return verify_gram_hybrid("cgram", task, precision, samples, seed, hc)
