@@ -65,6 +65,11 @@ class TaskCard:
     oracle: str | None = None
     """"module:NAME" of a ``verify.bounds.oracle.OracleRule``: the task with an associative-
     recall oracle (claim C7, ``bound --oracle``, ``fool --oracle``)."""
+    range_prover: str | None = None
+    """"module:Class" of the range prover (``verify.every_n``): ``verify NAME --n-max N``
+    proves the Transformer construction for every n of a range at once."""
+    hybrid_range_prover: str | None = None
+    """The same for the hybrid (``verify NAME --n-max N --model hybrid``)."""
     verdict_form: str | None = None
     """"module:function" ``(task) -> dict``: keys ``rnngap verify`` adds to each verdict of the
     task, for either model (Counting: which form was proved and its convention)."""
@@ -80,6 +85,7 @@ _HYBRID_V = "rnngap.verify.retrieval.hybrid"
 _COUNTS = "rnngap.verify.bounds.counts"
 _FOOL = "rnngap.verify.bounds.fool"
 _ORACLE = "rnngap.verify.bounds.oracle"
+_EVERY_N = "rnngap.verify.every_n"
 
 CARDS: dict[str, TaskCard] = {c.name: c for c in (
     TaskCard("index", IndexTask, "Index (Def 4.2): the i-th token.",
@@ -90,13 +96,16 @@ CARDS: dict[str, TaskCard] = {c.name: c for c in (
              hybrid_construction=f"{_HYBRID}:build_index",
              hybrid_verifier=f"{_HYBRID_V}:verify_index_hybrid",
              counter=f"{_COUNTS}:index_count", fool=f"{_FOOL}:INDEX",
-             oracle=f"{_ORACLE}:INDEX"),
+             oracle=f"{_ORACLE}:INDEX", range_prover=f"{_EVERY_N}.index:IndexProver",
+             hybrid_range_prover=f"{_EVERY_N}.index:IndexHybridProver"),
     TaskCard("ar", ARTask, "Associative recall (Def 4.3).",
              "Associative recall (Def 4.3), key-value form with distinct keys.",
              "rnngap.constructions.retrieval.ar:build", "rnngap.verify.retrieval.ar:verify_ar",
              hybrid_construction=f"{_HYBRID}:build_ar",
              hybrid_verifier="rnngap.verify.retrieval.hybrid_gram:verify_ar_hybrid",
-             counter=f"{_COUNTS}:ar_count", fool=f"{_FOOL}:AR", oracle=f"{_ORACLE}:AR"),
+             counter=f"{_COUNTS}:ar_count", fool=f"{_FOOL}:AR", oracle=f"{_ORACLE}:AR",
+             range_prover=f"{_EVERY_N}.gram:ARProver",
+             hybrid_range_prover=f"{_EVERY_N}.gram:ARHybridProver"),
     TaskCard("cgram", CGramTask, "c-gram retrieval (Def 4.4).",
              "c-gram retrieval (Def 4.4): the token after the last occurrence of the query "
              "(c-1)-gram.",
@@ -105,7 +114,9 @@ CARDS: dict[str, TaskCard] = {c.name: c for c in (
              options=(TaskOption("c", 2, "Gram length c >= 2 (default 2).", "Gram length"),),
              hybrid_construction=f"{_HYBRID}:build_cgram",
              hybrid_verifier="rnngap.verify.retrieval.hybrid_gram:verify_cgram_hybrid",
-             counter=f"{_COUNTS}:cgram_count", oracle=f"{_ORACLE}:CGRAM"),
+             counter=f"{_COUNTS}:cgram_count", oracle=f"{_ORACLE}:CGRAM",
+             range_prover=f"{_EVERY_N}.gram:CGramProver",
+             hybrid_range_prover=f"{_EVERY_N}.gram:CGramHybridProver"),
     TaskCard("counting", CountingTask, "Counting (Def 4.5).",
              "Counting (Def 4.5): 1 if the query token occurs more than t times.",
              "rnngap.constructions.retrieval.counting:build",
@@ -117,6 +128,8 @@ CARDS: dict[str, TaskCard] = {c.name: c for c in (
              hybrid_verifier="rnngap.verify.retrieval.hybrid_counting:verify_counting_hybrid",
              counter=f"{_COUNTS}:counting_count", fool=f"{_FOOL}:COUNTING",
              oracle=f"{_ORACLE}:COUNTING",
+             range_prover=f"{_EVERY_N}.counting:CountingProver",
+             hybrid_range_prover=f"{_EVERY_N}.counting:CountingHybridProver",
              verdict_form="rnngap.verify.retrieval.counting:verdict_form"),
 )}
 #: the retrieval tasks, in the order every listing uses

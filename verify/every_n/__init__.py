@@ -45,17 +45,20 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
 
-#: the (task, model) pairs with range support -> "module:factory" (factory(**params) -> prover)
-PROVERS: dict[tuple[str, str], str] = {
-    ("index", "transformer"): "rnngap.verify.every_n.index:IndexProver",
-    ("index", "hybrid"): "rnngap.verify.every_n.index:IndexHybridProver",
-    ("ar", "transformer"): "rnngap.verify.every_n.gram:ARProver",
-    ("ar", "hybrid"): "rnngap.verify.every_n.gram:ARHybridProver",
-    ("cgram", "transformer"): "rnngap.verify.every_n.gram:CGramProver",
-    ("cgram", "hybrid"): "rnngap.verify.every_n.gram:CGramHybridProver",
-    ("counting", "transformer"): "rnngap.verify.every_n.counting:CountingProver",
-    ("counting", "hybrid"): "rnngap.verify.every_n.counting:CountingHybridProver",
-}
+
+def provers() -> dict[tuple[str, str], str]:
+    """(task, model) -> "module:Class" of its range prover, from the task cards
+    (``tasks.registry.TaskCard.range_prover`` / ``hybrid_range_prover``)."""
+    from rnngap.tasks.registry import CARDS
+
+    out = {}
+    for name, card in CARDS.items():
+        for model, target in (("transformer", card.range_prover),
+                              ("hybrid", card.hybrid_range_prover)):
+            if target:
+                out[(name, model)] = target
+    return out
+
 
 #: the largest precision the p-bit machine is emulated at (float64 accumulation, p <= 52)
 MAX_P = 52
@@ -93,9 +96,10 @@ class RangeError(ValueError):
 
 def prover_for(task: str, model: str = "transformer", **params: Any) -> Prover:
     """The range prover of (task, model); RangeError naming the supported pairs otherwise."""
-    target = PROVERS.get((task, model))
+    table = provers()
+    target = table.get((task, model))
     if target is None:
-        have = ", ".join(f"{t} ({m})" for t, m in PROVERS)
+        have = ", ".join(f"{t} ({m})" for t, m in table)
         raise RangeError(f"no range verification for {task} ({model}) yet; supported: {have}")
     module, attr = target.split(":")
     try:
