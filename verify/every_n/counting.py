@@ -203,24 +203,33 @@ class CountingProver:
         return verify_counting(self._task(n), samples=samples, seed=seed)
 
     # --- the block lemmas --------------------------------------------------------------------
+    def _head(self, p: int) -> list[dict]:
+        """The lemmas every block starts with: emulable p, the structure of the reference
+        build, monotone sizes (the last two proved once per prover)."""
+        out = [_emulable(p)]
+        if out[0]["result"] == "proved":
+            out.append(self._once("structure", self._structure))
+            out.append(self._once("domain", self._domain_monotone))
+        return out
+
+    def _tail(self, a: int, b: int, p: int, beta: float) -> list[dict]:
+        """The lemmas every block ends with: integers and float64 sums exact at b, softmax
+        underflow, the readout over every count (and threshold) up to b."""
+        return [self._integers(a, b, p), self._float64(a, b), cert.underflow_lemma(beta, p),
+                cert.exact_positive("exponent-gap", {"beta": beta}, "beta - 746"),
+                self._readout_exact(b, p) if self.exact else self._readout(b, p)]
+
     def prove(self, block: Block) -> list[dict]:
         a, b, p = block.n_lo, block.n_hi, block.precision_bits
-        out = [_emulable(p)]
+        out = self._head(p)
         if out[0]["result"] != "proved":
             return out
-        out.append(self._once("structure", self._structure))
-        out.append(self._once("domain", self._domain_monotone))
         if not self.exact:
             out.append(self._layer1_exact(a, b, p))
             out.append(self._once("pointer", cert.pointer_lemma))
         out.append(self._once("maxima", self._layer2_maxima))
         out.append(self._once("match", lambda: cert.match_lemma(1, tiebreak=False)))
-        out.append(self._integers(a, b, p))
-        out.append(self._float64(a, b))
-        out.append(cert.underflow_lemma(cc.BETA, p))
-        out.append(cert.exact_positive("exponent-gap", {"beta": cc.BETA}, "beta - 746"))
-        out.append(self._readout_exact(b, p) if self.exact else self._readout(b, p))
-        return out
+        return out + self._tail(a, b, p, cc.BETA)
 
     def _once(self, key: str, fn) -> dict:
         """A lemma whose statement does not depend on the block (all integers, or the reference
@@ -479,23 +488,16 @@ class CountingHybridProver(CountingProver):
 
     def prove(self, block: Block) -> list[dict]:
         a, b, p = block.n_lo, block.n_hi, block.precision_bits
-        out = [_emulable(p)]
+        out = self._head(p)
         if out[0]["result"] != "proved":
             return out
-        out.append(self._once("structure", self._structure))
-        out.append(self._once("domain", self._domain_monotone))
         out.append(self._rnn_symbolic(b, p))
         out.append(self._once("maxima", self._attention_maxima))
         out.append(self._once("score-gap", lambda: {
             **cert.score_gap_lemma(), "name": "match-gap", "statement": "for all integers "
             "G != Q: 2QG - G^2 <= Q^2 - 1 (i = Q, j = G): a non-matching position scores "
             ">= beta below Q^2"}))
-        out.append(self._integers(a, b, p))
-        out.append(self._float64(a, b))
-        out.append(cert.underflow_lemma(hyb.BETA, p))
-        out.append(cert.exact_positive("exponent-gap", {"beta": hyb.BETA}, "beta - 746"))
-        out.append(self._readout_exact(b, p) if self.exact else self._readout(b, p))
-        return out
+        return out + self._tail(a, b, p, hyb.BETA)
 
     def _structure_conds(self, hc) -> tuple[list[dict], bool]:
         """The per-n hybrid side conditions (copy lemma, attention weights) on a build."""

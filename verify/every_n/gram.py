@@ -212,6 +212,14 @@ def _same(a, b) -> bool:
 # ----------------------------------------------------------------------------------------------
 
 
+def _mismatched(sd: dict, want: dict) -> str:
+    """The names of the tensors of ``want`` that ``sd`` lacks or holds with other values."""
+    import torch
+
+    return ", ".join(k for k, v in want.items() if k not in sd or sd[k].shape != v.shape
+                     or not torch.equal(sd[k].double(), v))
+
+
 class _GramProver:
     """Shared machinery of the four gram provers (see the module docstring)."""
 
@@ -727,9 +735,7 @@ class _Transformer:
         U = torch.zeros(V, d, dtype=torch.float64)
         U[:, ch["Y"]] = 2 * t
         want = {"embed.weight": E, "pos_table": P, "unembed.weight": U, "unembed.bias": -t * t}
-        bad = [k for k, v in want.items() if k not in sd or sd[k].shape != v.shape
-               or not torch.equal(sd[k].double(), v)]
-        return ", ".join(bad)
+        return _mismatched(sd, want)
 
     def _arch_ok(self, n: int, built) -> str:
         cfg = built.config
@@ -791,9 +797,7 @@ class _Hybrid:
         U = torch.zeros(V, d, dtype=torch.float64)
         U[:, ch["Y"]] = 2 * t
         want = {"embed.weight": E, "unembed.weight": U, "unembed.bias": -t * t}
-        bad = [k for k, v in want.items() if k not in sd or sd[k].shape != v.shape
-               or not torch.equal(sd[k].double(), v)]
-        return ", ".join(bad)
+        return _mismatched(sd, want)
 
     def _arch_ok(self, n: int, built) -> str:
         cfg = built.config
@@ -894,6 +898,18 @@ class _Weights:
 # ----------------------------------------------------------------------------------------------
 
 
+def _qkv(w: dict, a: str, hq: list, hk: list, reds: list, tag: str) -> tuple[list, list, list]:
+    """The symbolic query (from ``hq``), key and value (from ``hk``) of the head with prefix
+    ``a``; each output's reduction is recorded in ``reds``."""
+    q, qt = _lin(w[a + "q_proj.weight"], w[a + "q_proj.bias"], hq)
+    k, kt = _lin(w[a + "k_proj.weight"], w[a + "k_proj.bias"], hk)
+    v, vt = _lin(w[a + "v_proj.weight"], w[a + "v_proj.bias"], hk)
+    for name, outs, terms in (("q", q, qt), ("k", k, kt), ("v", v, vt)):
+        for r, (o, ts) in enumerate(zip(outs, terms, strict=True)):
+            reds.append(_Red(f"{tag} {name}[{r}]", ts, o))
+    return q, k, v
+
+
 def _matcher(w: dict, a: str, hL: list, hj: list, m: int, D: int, T: int, Wsym, beta,
              Q: list, P: list, jpos, e, val, ych: int, u, reds: list, tag: str,
              maxima: dict) -> list[str]:
@@ -901,12 +917,7 @@ def _matcher(w: dict, a: str, hL: list, hj: list, m: int, D: int, T: int, Wsym, 
     key position j: identities checked, reductions recorded. Returns the failed identities."""
     sp = _sp()
     bad = []
-    q, qt = _lin(w[a + "q_proj.weight"], w[a + "q_proj.bias"], hL)
-    k, kt = _lin(w[a + "k_proj.weight"], w[a + "k_proj.bias"], hj)
-    v, vt = _lin(w[a + "v_proj.weight"], w[a + "v_proj.bias"], hj)
-    for name, outs, terms in (("q", q, qt), ("k", k, kt), ("v", v, vt)):
-        for r, (o, ts) in enumerate(zip(outs, terms, strict=True)):
-            reds.append(_Red(f"{tag} {name}[{r}]", ts, o))
+    q, k, v = _qkv(w, a, hL, hj, reds, tag)
     H = len(q) // D
     score_terms = [sp.expand(q[d] * k[d]) for d in range(D) if q[d] != 0 and k[d] != 0]
     score = sp.expand(sum(score_terms, sp.Integer(0)))
@@ -983,12 +994,7 @@ class _TransformerSymbolic:
             reds.append(_Red(f"h0[{c_}]", [E, Pp], E + Pp))
         hi, hj_ = h0(i, ti, ei), h0(j, tj, e)
         a1 = "blocks.0.attn."
-        q, qt = _lin(w[a1 + "q_proj.weight"], w[a1 + "q_proj.bias"], hi)
-        k, kt = _lin(w[a1 + "k_proj.weight"], w[a1 + "k_proj.bias"], hj_)
-        v, vt = _lin(w[a1 + "v_proj.weight"], w[a1 + "v_proj.bias"], hj_)
-        for name, outs, terms in (("q", q, qt), ("k", k, kt), ("v", v, vt)):
-            for r_, (o_, ts) in enumerate(zip(outs, terms, strict=True)):
-                reds.append(_Red(f"layer-1 {name}[{r_}]", ts, o_))
+        q, k, v = _qkv(w, a1, hi, hj_, reds, "layer-1")
         o_all = []
         for r in range(1, m + 1):
             h = (r - 1) * D
