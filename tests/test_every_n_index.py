@@ -52,7 +52,7 @@ def test_index_range_verified_and_cross_checked(model):
     assert "not cross-checked" in v["meaning"]
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=5, deadline=None)
 @given(st.integers(1, 3000), st.integers(0, 200))
 def test_any_sub_range_is_tiled_and_proved(a, width):
     prover = prover_for("index")
