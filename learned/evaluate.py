@@ -77,45 +77,65 @@ def load_run(run: str | Path, n: int | None = None, fmt: str | None = None,
 def generate(lm: LM, prompts: torch.Tensor, max_new: int, *, envs: list | None = None,
              start: int | None = None, end: int | None = None,
              stop: tuple[int, ...] = (), malformed=None) -> tuple[np.ndarray, int]:
-    """Greedy lock-step generation for prompts (B, P) of one length.
+    """Greedy lock-step generation for prompts (B, P) of one length, on the shared decode loop
+    (``models.decode.greedy_decode``) with retrieval plugged into its step.
 
     ``envs`` (one RetrievalEnv per row, already holding the prompt) enables live retrieval:
-    after a row emits ``end`` the env answers the query since the last ``start``. A row stops
-    after emitting a token in ``stop``, or as soon as ``malformed(prev, tok)`` (vectorised over
-    rows: previous token or -1, new token) says its transcript can no longer be well formed
-    (that row's output then ends with -2). Returns (generated (B, <=max_new) int64, padded with
-    -1 after a row stopped; number of retrievals executed).
+    after a row emits ``end`` the env answers the query since the last ``start`` and that answer
+    is the row's next token. A row stops after emitting a token in ``stop``, or as soon as
+    ``malformed(prev, tok)`` (vectorised over rows: previous token or -1, new token) says its
+    transcript can no longer be well formed (that row's output then ends with -2). Every step
+    runs the whole batch (finished rows are fed their own greedy token), so each row's numerics
+    are those of a fixed batch. Returns (generated (B, <=max_new) int64, padded with -1 after a
+    row stopped; number of retrievals executed).
     """
+    from rnngap.models.decode import greedy_decode
+
     B = prompts.shape[0]
     state = lm.init_state(B)
-    logits = lm.prefill(prompts, state)[:, -1]
-    out = np.full((B, max_new), -1, dtype=np.int64)
-    done = np.zeros(B, dtype=bool)
-    forced = np.full(B, -1, dtype=np.int64)
+    alive = np.arange(B)
+    prev = np.full(B, -1, dtype=np.int64)      # each live row's previous token (-1: none)
+    forced = np.full(B, -1, dtype=np.int64)    # a retrieval answer to write next
     retrievals = 0
-    stop_arr = np.array(stop, dtype=np.int64)
-    for t in range(max_new):
-        nxt = logits.argmax(-1).cpu().numpy()
-        nxt = np.where(forced >= 0, forced, nxt)
+
+    def written(logits: torch.Tensor) -> np.ndarray:
+        """The tokens the live rows write from these (full-batch) logits, with retrieval
+        answers forced, malformed transcripts marked -2 and the environments fed."""
+        nonlocal retrievals
+        greedy = logits.argmax(-1).cpu().numpy()
+        nxt = np.where(forced >= 0, forced, greedy)
         forced[:] = -1
-        out[:, t] = np.where(done, -1, nxt)
+        tok = nxt[alive]
         if malformed is not None:
-            prev = out[:, t - 1] if t else np.full(B, -1, dtype=np.int64)
-            bad = ~done & malformed(prev, nxt)
-            out[bad, t] = -2
-            done |= bad
-        if envs is not None:
-            for b in np.flatnonzero(~done):
-                envs[b].append(int(nxt[b]))
-                if nxt[b] == end:
-                    q = envs[b].pending_query(start, end)
-                    res = envs[b].retrieve(q if q is not None else [])
+            tok = np.where(malformed(prev[alive], tok), -2, tok)
+        for r, t in zip(alive.tolist(), tok.tolist(), strict=True):
+            if t == -2:
+                continue
+            prev[r] = t
+            if envs is not None:
+                envs[r].append(t)
+                if t == end:
+                    q = envs[r].pending_query(start, end)
+                    forced[r] = envs[r].retrieve(q if q is not None else []).token
                     retrievals += 1
-                    forced[b] = res.token
-        done |= np.isin(nxt, stop_arr)
-        if done.all() or t == max_new - 1:
-            return out[:, :t + 1], retrievals
-        logits = lm.step(torch.from_numpy(nxt).to(prompts.device), state)
+        step.feed = nxt                          # what the whole batch is fed next
+        return torch.from_numpy(tok)
+
+    def prefill() -> torch.Tensor:
+        return written(lm.prefill(prompts, state)[:, -1])
+
+    def step(_tokens: torch.Tensor) -> torch.Tensor:
+        return written(lm.step(torch.from_numpy(step.feed).to(prompts.device), state))
+
+    def select(keep: torch.Tensor) -> None:
+        nonlocal alive
+        alive = alive[keep.numpy()]
+
+    rows = greedy_decode(prefill, step, select, B, max_new, (*stop, -2))
+    width = max((len(r) for r in rows), default=0)
+    out = np.full((B, width), -1, dtype=np.int64)
+    for b, r in enumerate(rows):
+        out[b, :len(r)] = r
     return out, retrievals
 
 

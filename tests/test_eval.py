@@ -203,3 +203,23 @@ def test_eval_of_a_cuda_scan_run_falls_back_without_the_kernel(run_dir: Path,
     res = CliRunner().invoke(eval_cmd, [str(d), "--json", "--samples", "2", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["samples"] == 2
+
+
+def test_one_decode_loop_for_constructions_and_trained_models(monkeypatch) -> None:
+    """Issue 13: the hand-set IsTree models and the trained models decode through the same
+    loop (models.decode.greedy_decode); retrieval is plugged into its step."""
+    from rnngap.constructions.istree import hybrid as Hy
+    from rnngap.constructions.istree import transformer as X
+    from rnngap.models import decode
+
+    assert X.greedy_decode is decode.greedy_decode and Hy.greedy_decode is decode.greedy_decode
+    calls = []
+    real = decode.greedy_decode
+    monkeypatch.setattr(decode, "greedy_decode", lambda *a, **k: calls.append(1) or real(*a, **k))
+    spec = DataSpec("istree", 6, "retrieval")
+    lm = ScriptedLM(spec, seed=0)
+    b = make_batch(spec, 4, 0, 0, TEST)
+    p = int(b.prompt_len[0])
+    rows = np.flatnonzero(b.prompt_len == p)
+    generate(lm, torch.from_numpy(b.tokens[rows, :p]), 5, stop=(istree.TRUE, istree.FALSE))
+    assert calls == [1]

@@ -18,11 +18,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 BETA = 1024.0
@@ -156,27 +155,3 @@ def audited(blocks: Sequence[nn.Module], used_heads: Sequence[int],
             block.attn.probe = None
         for h in handles:
             h.remove()
-
-
-def greedy_decode(prefill: Callable[[], Tensor], step: Callable[[Tensor], Tensor],
-                  select: Callable[[Tensor], None], batch: int, max_new: int,
-                  stop: Sequence[int]) -> list[list[int]]:
-    """Greedy decoding of ``batch`` rows: ``prefill()`` -> the first written token per row,
-    ``step(tokens)`` feeds one token per live row and returns the next ones, ``select(keep)``
-    drops finished rows from the caches.  A row stops after a token in ``stop`` or after
-    ``max_new`` tokens.  Returns the written tokens per row."""
-    nxt = prefill()
-    alive = torch.arange(batch)
-    out: list[list[int]] = [[] for _ in range(batch)]
-    stops = torch.tensor(list(stop))
-    for s in range(max_new):
-        for r, t in zip(alive.tolist(), nxt.tolist(), strict=True):
-            out[r].append(t)
-        keep = ~torch.isin(nxt, stops)
-        if s == max_new - 1 or not bool(keep.any()):
-            break
-        if not bool(keep.all()):
-            alive, nxt = alive[keep], nxt[keep]
-            select(keep)
-        nxt = step(nxt)
-    return out

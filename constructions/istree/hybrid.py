@@ -48,11 +48,11 @@ from rnngap.constructions.istree.exact_heads import (
     Head,
     MLPWriter,
     audited,
-    greedy_decode,
     set_head,
     set_pointer,
 )
 from rnngap.models.arith import Arith
+from rnngap.models.decode import greedy_decode
 from rnngap.models.hybrid_lrnn import HybridLRNNConfig, blank_state_dict
 from rnngap.models.lm import LM
 from rnngap.tasks import istree as T

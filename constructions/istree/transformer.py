@@ -53,11 +53,11 @@ from rnngap.constructions.istree.exact_heads import (
     Head,
     MLPWriter,
     audited,
-    greedy_decode,
     set_head,
     set_pointer,
 )
 from rnngap.models.arith import Arith
+from rnngap.models.decode import greedy_decode
 from rnngap.models.transformer import Transformer, TransformerConfig
 from rnngap.tasks import istree as T
 
