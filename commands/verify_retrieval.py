@@ -246,6 +246,8 @@ def run_range(name: str, model: str, n_min: int | None, n_max: int, params: dict
     try:
         prover = prover_for(name, model, **params)
         lo = prover.n_min if n_min is None else n_min
+        if n_min is None and lo > n_max:
+            raise RangeError(f"{name}: n must be >= {lo}; --n-max {n_max} leaves no n")
         if clip and n_max > prover.n_limit:
             v = run_range(name, model, n_min, prover.n_limit, params, cross_checks,
                           cross_check_max_n, samples, seed)
