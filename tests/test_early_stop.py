@@ -174,7 +174,9 @@ def test_cli_early_stop_options(tmp_path: Path) -> None:
     assert ev["stopped_early"] == s["stopped_early"] and ev["step"] == s["step"]
 
 
-def test_sweep_grid_early_stop(tmp_path: Path) -> None:
+@pytest.mark.slow(reason="trains to 'solved' (~13 s); the default suite covers a solved stop "
+                  "in test_solved_run_is_the_full_run_cut_short and the sweep keys below")
+def test_sweep_grid_run_stops_when_solved(tmp_path: Path) -> None:
     from rnngap.cli import main
     from rnngap.learned import sweep as S
 
@@ -187,6 +189,13 @@ def test_sweep_grid_early_stop(tmp_path: Path) -> None:
     row = S.read_results(tmp_path / "o")[0]
     assert row["status"] == "finished" and row["stopped_early"]["reason"] == "solved"
     assert row["steps_done"] == row["stopped_early"]["step"] < 1200
+
+
+def test_sweep_grid_early_stop(tmp_path: Path) -> None:
+    from rnngap.cli import main
+    from rnngap.learned import sweep as S
+
+    g = tmp_path / "g.toml"
     g.write_text('task = "ar"\nn = 8\nearly_stop = "yes"\n[axes]\narch = ["transformer"]\n')
     r = CliRunner().invoke(main, ["sweep", str(g), "--out", str(tmp_path / "p")])
     assert r.exit_code == 2 and "early_stop must be true or false" in r.stderr
