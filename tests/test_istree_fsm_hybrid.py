@@ -27,7 +27,13 @@ def test_every_input_small_n(n: int) -> None:
     assert all(c["result"] == "proved" for c in v["certificates"])
 
 
-@pytest.mark.parametrize("n", [16, 64])
+# the superseded hybrid-fsm (issue 13: its tests were among the slowest): the n = 64 case and
+# the state-size sweep run in the slow suite; n = 16 and the tampering test stay by default
+FSM_SLOW = pytest.mark.slow(reason="superseded --method hybrid-fsm; a smaller case of the same "
+                            "property stays in the default suite")
+
+
+@pytest.mark.parametrize("n", [16, pytest.param(64, marks=FSM_SLOW)])
 def test_samples_pass_but_are_not_called_verified(n: int) -> None:
     v = verify_hybrid_istree(n, samples=2, seed=3)
     assert v["passed"] and not v["verified"] and not v["exhaustive"]
@@ -60,6 +66,7 @@ def test_attention_agrees_with_exact_lookup(n: int, seed: int, fam: str) -> None
     assert tr.peak_bits <= tr.declared_bits
 
 
+@FSM_SLOW
 def test_state_bits_grow_like_log_n() -> None:
     rows = state_bits_table([4, 16, 64, 256])
     for r in rows:
