@@ -414,6 +414,12 @@ def _plot_results(r: dict, path: Path) -> None:
     if sweep_ns:
         ax.set_title("state sweep (d_state) at fixed n")
         ax.legend(fontsize=6.5, loc="center right")
+    else:   # say so, rather than leave an empty panel
+        ax.set_title("state sweep (d_state) at fixed n")
+        ax.text(0.5, 0.5, f"no state sweep in these runs for {r['task']}\n(runs with several "
+                "d_state values at one n)", ha="center", va="center", transform=ax.transAxes,
+                fontsize=8, color="0.4")
+        ax.set_xticks([])
     ax.set_xlabel("log2 state bits")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.05)
