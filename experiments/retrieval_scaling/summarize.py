@@ -158,6 +158,26 @@ def _pilots() -> list[str]:
     return out
 
 
+def _per_position() -> list[str]:
+    """Where the unsolved Index runs fail, by query position (per_position.py)."""
+    f = HERE / "per_position.json"
+    if not f.exists():
+        return []
+    d = json.loads(f.read_text())
+    out = ["## Where Index fails: accuracy by query position (`per_position.json`)", "",
+           (f"`{d['command']}`: {d['samples']:,} held-out inputs per unsolved Index run (the "
+            "attention models), split by the query position i. Positions i > n/2 occur only in "
+            "the training batches of length n (one in log2(n/8) + 1 of the mixture's lengths), "
+            "so failures there point at too little training of the long positions; failures "
+            "spread over all i point at positions the model does not tell apart."), "",
+           "| run | accuracy | positions below 0.9 | of them i > n/2 | worst position |",
+           "|---|---|---|---|---|"]
+    for r in d["rows"]:
+        out.append(f"| {r['name']} | {r['accuracy']:.3f} | {len(r['weak_positions'])} of "
+                   f"{r['n']} | {r['weak_in_upper_half']} | {r['min_position_accuracy']:.3f} |")
+    return out + [""]
+
+
 def main() -> None:
     from rnngap.verify.report import build_results_report, learned_cells
 
@@ -289,6 +309,7 @@ def main() -> None:
           "| outcome | status | evidence |", "|---|---|---|"]
     L += [f"| {o} | {'met' if ok else 'MISSED'} | {ev} |" for o, ok, ev in outcomes]
     L += [""]
+    L += _per_position()
     if any(r.get("stop_reason") is not None or r.get("probe_every") for r in rows):
         L += _early_stopping(rows, best)
     L += _aborted()
