@@ -136,7 +136,7 @@ def _pilots() -> list[str]:
     f = HERE / "pilots5.json"
     if f.exists():
         d = json.loads(f.read_text())
-        out += ["## Pilots before launch 5 (`pilots5.json`)", "", d["note"][0].upper()
+        out += ["## Pilots around launch 5 (`pilots5.json`)", "", d["note"][0].upper()
                 + d["note"][1:] + ".", "",
                 "| run | model | trainable | steps done | stop | accuracy | CPU s |",
                 "|---|---|---|---|---|---|---|"]
