@@ -46,7 +46,7 @@ def _settings(**kw) -> argparse.Namespace:
     return PILOT.settings(**kw)
 
 
-def test_unknown_task_is_one_line_exit_2(tmp_path: Path) -> None:
+def test_unknown_task_exits_2_before_anything_runs(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     p = subprocess.run([sys.executable, str(HERE / "run.py"), "--tasks", "ar,nope", "--runs",
                         str(tmp_path / "runs"), "--out", str(out)], check=False,
