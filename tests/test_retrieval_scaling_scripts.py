@@ -140,3 +140,23 @@ def test_per_position_adds_up_to_the_eval_accuracy(tmp_path: Path) -> None:
         SUMMARIZE.HERE = old
     assert any(ln.startswith(f"| r | {got['accuracy']:.3f} | {len(got['weak_positions'])} of 8 |")
                for ln in lines)
+
+
+@pytest.mark.parametrize("script", ["pilot.py", "per_position.py"])
+def test_an_existing_results_file_is_not_replaced_without_overwrite(tmp_path: Path,
+                                                                    script: str) -> None:
+    out = tmp_path / "out.json"
+    out.write_text("kept\n")
+    p = subprocess.run([sys.executable, str(HERE / script), "--runs", str(tmp_path / "runs"),
+                        "--out", str(out)], check=False, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0
+    assert "--overwrite" in p.stderr and out.read_text() == "kept\n"
+
+
+def test_per_position_without_runs_is_one_line_exit_2(tmp_path: Path) -> None:
+    p = subprocess.run([sys.executable, str(HERE / "per_position.py"), "--runs",
+                        str(tmp_path / "none"), "--out", str(tmp_path / "o.json")],
+                       check=False, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0
+    assert "run directories missing" in p.stderr and not (tmp_path / "o.json").exists()

@@ -6,13 +6,14 @@ split by their query position i in 1..n. If the failures sat at the positions th
 mixture trains least (i > n/2 appears only in batches of length n), the model would be
 missing the long positions; if they are scattered, it fails to tell some positions apart.
 
-    python experiments/retrieval_scaling/per_position.py     # after run.py; -> per_position.json
+    python experiments/retrieval_scaling/per_position.py [--overwrite]   # after run.py
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,11 @@ def main() -> None:
     ap.add_argument("--results", default=str(HERE / "results.json"))
     ap.add_argument("--samples", type=int, default=2048)
     ap.add_argument("--out", default=str(HERE / "per_position.json"))
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     a = ap.parse_args()
+    if Path(a.out).exists() and not a.overwrite:
+        print(f"error: {a.out} exists; pass --overwrite to replace it", file=sys.stderr)
+        sys.exit(2)
     import torch
     torch.set_num_threads(1)
     rows = [r for r in json.loads(Path(a.results).read_text())
@@ -59,8 +64,9 @@ def main() -> None:
             and r["arch"] != "mamba"]
     missing = [r["name"] for r in rows if not (Path(a.runs) / r["name"]).is_dir()]
     if missing:
-        raise SystemExit(f"error: run directories missing under {a.runs} (run run.py first): "
-                         + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))
+        print(f"error: run directories missing under {a.runs} (run run.py first): "
+              + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""), file=sys.stderr)
+        sys.exit(2)
     out = []
     for r in sorted(rows, key=lambda r: (r["arch"], r["n"], r["seed"])):
         d = by_position(Path(a.runs) / r["name"], a.samples, r["seed"])

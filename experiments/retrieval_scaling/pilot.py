@@ -3,7 +3,7 @@ worker as the experiment (run.py): which hybrid to run, and what the Transformer
 target at n = 64 would take. Each pilot is one seed; compare with launch 4's rows of the same
 task, n, architecture and seed (launch4-results.json).
 
-    python experiments/retrieval_scaling/pilot.py            # runs what is missing -> pilots5.json
+    python experiments/retrieval_scaling/pilot.py --overwrite   # runs what is missing -> pilots5.json
     python experiments/retrieval_scaling/pilot.py --list     # the pilots and their names
 
 Resumable like run.py: a pilot whose directory holds result.json is read, not rerun.
@@ -64,7 +64,7 @@ PILOTS: list[tuple] = [
 ]
 
 NOTE = ("single pilot runs around launch 5 (the head-count pilots after it; not part of the 90-minute budget; "
-        "`python experiments/retrieval_scaling/pilot.py`): the hybrid of launch 5 (ONE Mamba "
+        "`python experiments/retrieval_scaling/pilot.py --overwrite`): the hybrid of launch 5 (ONE Mamba "
         "layer under ONE attention layer) against launches 1-4's (Mamba -> attention -> Mamba, "
         "marked mid), and changes one at a time for the Transformer on Index at n = 64, where "
         "launch 4 missed the 0.99 target (lr 5e-3, 3,000 steps of 32: seeds 0, 1, 2 -> 0.596, "
@@ -120,11 +120,15 @@ def main() -> None:
     ap.add_argument("--runs", default=str(R.HERE / "runs-pilots"))
     ap.add_argument("--out", default=str(R.HERE / "pilots5.json"))
     ap.add_argument("--list", action="store_true", help="print the pilots' names and exit")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     a = ap.parse_args()
     specs = [pilot_spec(*p) for p in PILOTS]
     if a.list:
         print("\n".join(s["name"] for s in specs))
         return
+    if Path(a.out).exists() and not a.overwrite:
+        print(f"error: {a.out} exists; pass --overwrite to replace it", file=sys.stderr)
+        sys.exit(2)
     R.validate(specs)
     Path(a.runs).mkdir(parents=True, exist_ok=True)
     rows = {}

@@ -165,7 +165,7 @@ def _per_position() -> list[str]:
         return []
     d = json.loads(f.read_text())
     out = ["## Where Index fails: accuracy by query position (`per_position.json`)", "",
-           (f"`{d['command']}`: {d['samples']:,} held-out inputs per unsolved Index run (the "
+           (f"`{d['command']} --overwrite`: {d['samples']:,} held-out inputs per unsolved Index run (the "
             "attention models), split by the query position i. Positions i > n/2 occur only in "
             "the training batches of length n (one in log2(n/8) + 1 of the mixture's lengths), "
             "so failures there point at too little training of the long positions; failures "
